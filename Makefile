@@ -1,0 +1,65 @@
+# pybridge: two commands do everything.
+#   make setup   venvs from PyPI (real rpyc 5.x / 6.x peers, pydantic 1 and 2, with and
+#                without the msgpack extension), Go modules, bin/pybridge
+#   make test    go vet, go test ./..., pytest under every venv
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+
+VENV := .venv
+PYENV_ROOT ?= $(shell pyenv root 2>/dev/null || echo $(HOME)/.pyenv)
+# pyenv's versions folder first (its shims only work for the global version), then PATH
+pyfind = $(or $(lastword $(wildcard $(PYENV_ROOT)/versions/$(1).*/bin/python$(1))),$(shell command -v python$(1) 2>/dev/null))
+PY311 := $(call pyfind,3.11)
+PY39  := $(call pyfind,3.9)
+PY313 := $(call pyfind,3.13)
+
+# name | interpreter | packages
+VENVS := rpyc5 rpyc6 pydantic1 py313
+rpyc5_PY     := $(PY311)
+rpyc5_PKGS   := rpyc==5.3.1 pytest msgpack 'pydantic>=2,<3'
+rpyc6_PY     := $(PY311)
+rpyc6_PKGS   := rpyc==6.0.2 pytest msgpack 'pydantic>=2,<3'
+pydantic1_PY   := $(PY39)
+pydantic1_PKGS := pytest 'pydantic>=1.10,<2'
+py313_PY     := $(PY313)
+py313_PKGS   := pytest msgpack 'pydantic>=2,<3'
+
+GO ?= go
+
+.PHONY: setup test build venvs gotest pytest vet bench fuzz clean golden
+setup: venvs build
+
+venvs: $(addprefix $(VENV)/,$(addsuffix /.ok,$(VENVS)))
+
+$(VENV)/%/.ok: Makefile
+	@test -n "$($*_PY)" || { echo "no interpreter for venv $*"; exit 1; }
+	rm -rf $(VENV)/$*
+	$($*_PY) -m venv $(VENV)/$*
+	$(VENV)/$*/bin/python -m pip install -q --disable-pip-version-check $($*_PKGS)
+	touch $@
+
+build:
+	$(GO) mod download
+	$(GO) build -o bin/pybridge ./cmd/pybridge
+
+vet:
+	$(GO) vet ./...
+
+gotest:
+	$(GO) test -race -count=1 ./...
+
+# pytest runs once per client dialect venv; the worker interpreters come from the other venvs
+pytest: build
+	$(VENV)/rpyc6/bin/python -m pytest -q tests
+	$(VENV)/rpyc5/bin/python -m pytest -q tests
+
+test: vet gotest pytest
+
+golden:
+	$(VENV)/rpyc5/bin/python scripts/gen_brine_golden.py bridge/brine/testdata/golden.json
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+clean:
+	rm -rf bin $(VENV)
