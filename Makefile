@@ -20,7 +20,7 @@ rpyc5_PKGS   := rpyc==5.3.1 pytest msgpack 'pydantic>=2,<3'
 rpyc6_PY     := $(PY311)
 rpyc6_PKGS   := rpyc==6.0.2 pytest msgpack 'pydantic>=2,<3'
 pydantic1_PY   := $(PY39)
-pydantic1_PKGS := pytest 'pydantic>=1.10,<2'
+pydantic1_PKGS := rpyc==5.3.1 pytest 'pydantic>=1.10,<2'
 py313_PY     := $(PY313)
 py313_PKGS   := pytest msgpack 'pydantic>=2,<3'
 
@@ -31,12 +31,17 @@ setup: venvs build
 
 venvs: $(addprefix $(VENV)/,$(addsuffix /.ok,$(VENVS)))
 
-$(VENV)/%/.ok: Makefile
+# a venv is rebuilt only when its interpreter or package list changes (recorded in .ok)
+$(VENV)/%/.ok: FORCE
 	@test -n "$($*_PY)" || { echo "no interpreter for venv $*"; exit 1; }
-	rm -rf $(VENV)/$*
-	$($*_PY) -m venv $(VENV)/$*
-	$(VENV)/$*/bin/python -m pip install -q --disable-pip-version-check $($*_PKGS)
-	touch $@
+	@if [ "$$(cat $@ 2>/dev/null)" != "$($*_PY) $($*_PKGS)" ]; then \
+	  set -x; rm -rf $(VENV)/$*; \
+	  $($*_PY) -m venv $(VENV)/$*; \
+	  $(VENV)/$*/bin/python -m pip install -q --disable-pip-version-check $($*_PKGS); \
+	  echo "$($*_PY) $($*_PKGS)" > $@; \
+	fi
+
+FORCE:
 
 build:
 	$(GO) mod download
@@ -48,10 +53,15 @@ vet:
 gotest:
 	$(GO) test -race -count=1 ./...
 
-# pytest runs once per client dialect venv; the worker interpreters come from the other venvs
+# The whole suite runs once per rpyc client version (6.0.2, 5.3.1); the Python peer's own
+# tests also run under Python 3.9 with pydantic 1 and no msgpack, under Python 3.13, and with
+# the built-in msgpack codec forced.
 pytest: build
 	$(VENV)/rpyc6/bin/python -m pytest -q tests
 	$(VENV)/rpyc5/bin/python -m pytest -q tests
+	$(VENV)/pydantic1/bin/python -m pytest -q tests/peer
+	$(VENV)/py313/bin/python -m pytest -q tests/peer
+	PYBRIDGE_CODEC=builtin $(VENV)/rpyc6/bin/python -m pytest -q tests/peer
 
 test: vet gotest pytest
 
