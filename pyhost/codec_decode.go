@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/big"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/pybridge/pybridge/bridge/brine"
 	"github.com/vmihailenco/msgpack/v5"
@@ -108,7 +109,14 @@ func (d *decoder) value(depth int) (any, error) {
 		if err := d.room(c); err != nil {
 			return nil, err
 		}
-		return d.wrap(d.dec.DecodeString())
+		s, err := d.dec.DecodeString()
+		if err != nil {
+			return nil, decodeErr("%v", err)
+		}
+		if !utf8.ValidString(s) {
+			return nil, decodeErr("str is not valid UTF-8")
+		}
+		return s, nil
 	case msgpcode.IsFixedArray(c), c == msgpcode.Array16, c == msgpcode.Array32:
 		return d.array(depth)
 	case c == msgpcode.Nil:

@@ -1,0 +1,367 @@
+package pyhost
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// Pool keeps Config.Workers workers alive and hands out connections to them.
+//
+// Isolation "shared": every worker serves many connections (like one rpyc
+// ThreadedServer per worker); Open picks the live worker with the fewest open
+// connections. Isolation "connection": Workers spare workers are kept started; Open
+// takes one for the new connection alone and the worker is shut down when that
+// connection closes (like rpyc's ForkingServer, without fork).
+//
+// Supervision: a worker that dies without being asked (exit, signal, segfault, failed
+// health pings) is logged, its connections fail with a *WorkerExitError, and it is
+// replaced after a backoff that doubles per consecutive crash. Other workers and their
+// connections never notice.
+type Pool struct {
+	cfg Config
+	log *slog.Logger
+
+	ctx    context.Context // supervision; canceled by Shutdown
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu      sync.Mutex
+	live    []*Worker           // shared: the slots' current workers (nil while restarting)
+	changed chan struct{}       // closed and replaced whenever live changes
+	inUse   map[*Worker]struct{} // connection: workers serving a connection
+	closed  bool
+
+	spares chan *Worker // connection: slots hand started workers to Open here
+}
+
+// NewPool starts the pool's workers and returns once all of them sent HELLO. If one
+// cannot start, the others are stopped and the error (a *StartError) is returned.
+func NewPool(ctx context.Context, cfg Config) (*Pool, error) {
+	cfg = cfg.withDefaults()
+	if cfg.Isolation != "shared" && cfg.Isolation != "connection" {
+		return nil, fmt.Errorf("pyhost: isolation %q: want \"shared\" or \"connection\"", cfg.Isolation)
+	}
+	p := &Pool{
+		cfg:     cfg,
+		log:     cfg.Logger,
+		live:    make([]*Worker, cfg.Workers),
+		changed: make(chan struct{}),
+		inUse:   make(map[*Worker]struct{}),
+		spares:  make(chan *Worker),
+	}
+	p.ctx, p.cancel = context.WithCancel(context.Background())
+
+	workers := make([]*Worker, cfg.Workers)
+	errs := make([]error, cfg.Workers)
+	var wg sync.WaitGroup
+	for i := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			workers[i], errs[i] = StartWorker(ctx, cfg)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		for _, w := range workers {
+			if w != nil {
+				w.Shutdown(p.shutdownCtx())
+			}
+		}
+		p.cancel()
+		return nil, err
+	}
+	for i, w := range workers {
+		p.wg.Add(1)
+		if cfg.Isolation == "shared" {
+			go p.superviseShared(i, w)
+		} else {
+			go p.superviseSpare(w)
+		}
+	}
+	return p, nil
+}
+
+func (p *Pool) shutdownCtx() context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.ShutdownTimeout)
+	context.AfterFunc(ctx, cancel) // released when it expires; nothing else holds it
+	return ctx
+}
+
+// setLive records slot i's worker (nil while it is being replaced) and wakes Opens
+// waiting for a live worker.
+func (p *Pool) setLive(i int, w *Worker) {
+	p.mu.Lock()
+	p.live[i] = w
+	close(p.changed)
+	p.changed = make(chan struct{})
+	p.mu.Unlock()
+}
+
+// restart starts a replacement after a crash, waiting backoff first and doubling it
+// after each failed start. It returns nil when the pool shuts down meanwhile.
+func (p *Pool) restart(backoff *time.Duration) *Worker {
+	for {
+		select {
+		case <-time.After(*backoff):
+		case <-p.ctx.Done():
+			return nil
+		}
+		*backoff = min(2**backoff, p.cfg.MaxRestartBackoff)
+		w, err := StartWorker(p.ctx, p.cfg)
+		if err == nil {
+			return w
+		}
+		if p.ctx.Err() != nil {
+			return nil
+		}
+		p.log.Error("pyhost: cannot start a replacement worker", "err", err, "retry_in", *backoff)
+	}
+}
+
+// crashed logs a worker that died unasked and resets the backoff after a long life.
+func (p *Pool) crashed(w *Worker, started time.Time, backoff *time.Duration) {
+	if time.Since(started) > time.Minute {
+		*backoff = p.cfg.RestartBackoff
+	}
+	p.log.Warn("pyhost: replacing worker", "worker", w.ID(), "err", w.Err(), "in", *backoff)
+}
+
+func (p *Pool) superviseShared(i int, w *Worker) {
+	defer p.wg.Done()
+	backoff := p.cfg.RestartBackoff
+	for w != nil {
+		started := time.Now()
+		p.setLive(i, w)
+		go p.health(w)
+		select {
+		case <-w.Done():
+		case <-p.ctx.Done():
+			p.setLive(i, nil)
+			w.Shutdown(p.shutdownCtx())
+			return
+		}
+		p.setLive(i, nil)
+		if p.ctx.Err() != nil {
+			return
+		}
+		p.crashed(w, started, &backoff)
+		w = p.restart(&backoff)
+	}
+}
+
+func (p *Pool) superviseSpare(w *Worker) {
+	defer p.wg.Done()
+	backoff := p.cfg.RestartBackoff
+	for w != nil {
+		started := time.Now()
+		go p.health(w)
+		select {
+		case p.spares <- w:
+			backoff = p.cfg.RestartBackoff
+			w = p.start(&backoff)
+			continue
+		case <-w.Done():
+			if p.ctx.Err() != nil {
+				return
+			}
+			p.crashed(w, started, &backoff)
+			w = p.restart(&backoff)
+		case <-p.ctx.Done():
+			w.Shutdown(p.shutdownCtx())
+			return
+		}
+	}
+}
+
+// start starts a fresh spare at once, falling back to restart's backoff on failure.
+func (p *Pool) start(backoff *time.Duration) *Worker {
+	w, err := StartWorker(p.ctx, p.cfg)
+	if err == nil {
+		return w
+	}
+	if p.ctx.Err() != nil {
+		return nil
+	}
+	p.log.Error("pyhost: cannot start a spare worker", "err", err)
+	return p.restart(backoff)
+}
+
+// health pings w until it is gone; PingFailures failures in a row kill it (and the
+// supervisor replaces it).
+func (p *Pool) health(w *Worker) {
+	if p.cfg.PingInterval < 0 {
+		return
+	}
+	t := time.NewTicker(p.cfg.PingInterval)
+	defer t.Stop()
+	failures := 0
+	for {
+		select {
+		case <-t.C:
+		case <-w.Done():
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), p.cfg.PingTimeout)
+		err := w.Ping(ctx)
+		cancel()
+		if err == nil {
+			failures = 0
+			continue
+		}
+		if w.Err() != nil {
+			return
+		}
+		failures++
+		p.log.Warn("pyhost: worker missed a health ping", "worker", w.ID(), "failures", failures, "err", err)
+		if failures >= p.cfg.PingFailures {
+			w.Kill(fmt.Errorf("%d health pings failed: %w", failures, err))
+			return
+		}
+	}
+}
+
+// Open opens a connection in a worker of the pool (see Pool for which one). It waits,
+// bounded by ctx, while no worker is live (all restarting) or no spare is ready.
+func (p *Pool) Open(ctx context.Context, opts OpenOptions) (*Channel, error) {
+	for {
+		w, err := p.pick(ctx)
+		if err != nil {
+			return nil, err
+		}
+		ch, err := w.Open(ctx, opts)
+		if err != nil {
+			var we *WorkerExitError
+			if errors.As(err, &we) || w.Err() != nil {
+				continue // died between pick and open: try the next one
+			}
+			if p.cfg.Isolation == "connection" {
+				p.retire(w)
+			}
+			return nil, err
+		}
+		if p.cfg.Isolation == "connection" {
+			ch.mu.Lock()
+			ch.onClose = func(*Channel) { go p.retire(w) }
+			ch.mu.Unlock()
+			if w.Err() != nil { // died before the hook was set: nothing else retires it
+				go p.retire(w)
+			}
+		}
+		return ch, nil
+	}
+}
+
+func (p *Pool) pick(ctx context.Context) (*Worker, error) {
+	if p.cfg.Isolation == "connection" {
+		for {
+			select {
+			case w := <-p.spares:
+				if w.Err() != nil {
+					continue
+				}
+				p.mu.Lock()
+				if p.closed {
+					p.mu.Unlock()
+					go w.Shutdown(p.shutdownCtx())
+					return nil, ErrHostClosed
+				}
+				p.inUse[w] = struct{}{}
+				p.mu.Unlock()
+				return w, nil
+			case <-p.ctx.Done():
+				return nil, ErrHostClosed
+			case <-ctx.Done():
+				return nil, fmt.Errorf("pyhost: waiting for a spare worker: %w", ctx.Err())
+			}
+		}
+	}
+	for {
+		p.mu.Lock()
+		if p.closed {
+			p.mu.Unlock()
+			return nil, ErrHostClosed
+		}
+		var best *Worker
+		bestLoad := 0
+		for _, w := range p.live {
+			if w == nil || w.Err() != nil {
+				continue
+			}
+			if l := w.Load(); best == nil || l < bestLoad {
+				best, bestLoad = w, l
+			}
+		}
+		changed := p.changed
+		p.mu.Unlock()
+		if best != nil {
+			return best, nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("pyhost: waiting for a live worker: %w", ctx.Err())
+		}
+	}
+}
+
+// retire shuts down a worker whose one connection has closed.
+func (p *Pool) retire(w *Worker) {
+	w.Shutdown(p.shutdownCtx())
+	p.mu.Lock()
+	delete(p.inUse, w)
+	p.mu.Unlock()
+}
+
+// Workers returns the live workers (shared isolation) or the workers serving a
+// connection (connection isolation).
+func (p *Pool) Workers() []*Worker {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var ws []*Worker
+	for _, w := range p.live {
+		if w != nil {
+			ws = append(ws, w)
+		}
+	}
+	for w := range p.inUse {
+		ws = append(ws, w)
+	}
+	return ws
+}
+
+// Shutdown stops supervision and shuts every worker down (SHUTDOWN, then SIGKILL when
+// ctx is done or after Config.ShutdownTimeout). It returns when every process is
+// reaped.
+func (p *Pool) Shutdown(ctx context.Context) error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		p.wg.Wait()
+		return nil
+	}
+	p.closed = true
+	inUse := make([]*Worker, 0, len(p.inUse))
+	for w := range p.inUse {
+		inUse = append(inUse, w)
+	}
+	p.mu.Unlock()
+	p.cancel()
+	var wg sync.WaitGroup
+	for _, w := range inUse {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sctx, cancel := context.WithTimeout(ctx, p.cfg.ShutdownTimeout)
+			defer cancel()
+			w.Shutdown(sctx)
+		}()
+	}
+	wg.Wait()
+	p.wg.Wait()
+	return nil
+}
