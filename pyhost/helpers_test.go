@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -107,3 +108,6 @@ func eventually(t testing.TB, bound time.Duration, what string, cond func() bool
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// stopProcess freezes pid (SIGSTOP): it stays alive but answers nothing.
+func stopProcess(pid int) error { return syscall.Kill(pid, syscall.SIGSTOP) }

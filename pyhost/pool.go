@@ -25,8 +25,9 @@ type Pool struct {
 	cfg Config
 	log *slog.Logger
 
-	ctx    context.Context // supervision; canceled by Shutdown
-	cancel context.CancelFunc
+	ctx     context.Context // supervision; canceled by Shutdown
+	cancel  context.CancelFunc
+	stopCtx context.Context // Shutdown's ctx, for the supervisors' last shutdowns
 	wg     sync.WaitGroup
 
 	mu      sync.Mutex
@@ -78,6 +79,7 @@ func NewPool(ctx context.Context, cfg Config) (*Pool, error) {
 	for i, w := range workers {
 		p.wg.Add(1)
 		if cfg.Isolation == "shared" {
+			p.live[i] = w
 			go p.superviseShared(i, w)
 		} else {
 			go p.superviseSpare(w)
@@ -86,9 +88,17 @@ func NewPool(ctx context.Context, cfg Config) (*Pool, error) {
 	return p, nil
 }
 
+// shutdownCtx bounds one worker's shutdown: Config.ShutdownTimeout, and Shutdown's
+// ctx while the pool is shutting down.
 func (p *Pool) shutdownCtx() context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.ShutdownTimeout)
-	context.AfterFunc(ctx, cancel) // released when it expires; nothing else holds it
+	parent := context.Background()
+	p.mu.Lock()
+	if p.stopCtx != nil {
+		parent = p.stopCtx
+	}
+	p.mu.Unlock()
+	ctx, cancel := context.WithTimeout(parent, p.cfg.ShutdownTimeout)
+	context.AfterFunc(ctx, cancel) // released when it ends; nothing else holds it
 	return ctx
 }
 
@@ -345,6 +355,7 @@ func (p *Pool) Shutdown(ctx context.Context) error {
 		return nil
 	}
 	p.closed = true
+	p.stopCtx = ctx
 	inUse := make([]*Worker, 0, len(p.inUse))
 	for w := range p.inUse {
 		inUse = append(inUse, w)
@@ -356,9 +367,7 @@ func (p *Pool) Shutdown(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			sctx, cancel := context.WithTimeout(ctx, p.cfg.ShutdownTimeout)
-			defer cancel()
-			w.Shutdown(sctx)
+			w.Shutdown(p.shutdownCtx())
 		}()
 	}
 	wg.Wait()

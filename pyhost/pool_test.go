@@ -1,0 +1,146 @@
+package pyhost
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/pybridge/pybridge/bridge/wire"
+)
+
+func pids(ws []*Worker) map[int]bool {
+	m := map[int]bool{}
+	for _, w := range ws {
+		m[w.Pid()] = true
+	}
+	return m
+}
+
+func TestPoolSharedSpreadsAndReplacesCrashed(t *testing.T) {
+	ctx, cancel := contextWithTimeout(t, 60*time.Second)
+	defer cancel()
+	cfg := fakeConfig(t, newLogRecorder())
+	cfg.Workers = 2
+	cfg.PingInterval = 50 * time.Millisecond
+	p, err := NewPool(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Shutdown(ctx)
+	a, err := p.Open(ctx, OpenOptions{Mode: "go"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := p.Open(ctx, OpenOptions{Mode: "go"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Worker() == b.Worker() {
+		t.Fatal("two connections on one worker while another was idle")
+	}
+	before := pids(p.Workers())
+	crashed := a.Worker().Pid()
+	a.WriteMessage(wire.Message{Type: wire.MsgRequest, Seq: 1, Body: "segv"})
+	if _, err := a.ReadMessage(); !errors.As(err, new(*WorkerExitError)) {
+		t.Fatalf("crashed worker's channel: %v", err)
+	}
+	// the other worker's connection never notices
+	if m, err := request(t, b, 2, "still here"); err != nil || m.Body != "still here" {
+		t.Fatalf("other worker: %+v %v", m, err)
+	}
+	eventually(t, 20*time.Second, "replacement worker", func() bool {
+		now := pids(p.Workers())
+		return len(now) == 2 && !now[crashed]
+	})
+	if !before[b.Worker().Pid()] || !pids(p.Workers())[b.Worker().Pid()] {
+		t.Error("the healthy worker was replaced too")
+	}
+	c, err := p.Open(ctx, OpenOptions{Mode: "go"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, err := request(t, c, 3, "new"); err != nil || m.Body != "new" {
+		t.Fatalf("connection to the replacement: %+v %v", m, err)
+	}
+	if err := p.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Open(ctx, OpenOptions{Mode: "go"}); !errors.Is(err, ErrHostClosed) {
+		t.Errorf("open after shutdown: %v", err)
+	}
+	noChildrenLeft(t)
+}
+
+func TestPoolConnectionIsolation(t *testing.T) {
+	ctx, cancel := contextWithTimeout(t, 60*time.Second)
+	defer cancel()
+	cfg := fakeConfig(t, newLogRecorder())
+	cfg.Isolation = "connection"
+	cfg.Workers = 1
+	p, err := NewPool(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Shutdown(ctx)
+	a, err := p.Open(ctx, OpenOptions{Mode: "go"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := p.Open(ctx, OpenOptions{Mode: "go"}) // waits for the next spare
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Worker() == b.Worker() {
+		t.Fatal("two connections share a worker under isolation connection")
+	}
+	if m, err := request(t, a, 1, "x"); err != nil || m.Body != "x" {
+		t.Fatalf("%+v %v", m, err)
+	}
+	pa := a.Worker().Pid()
+	a.Close()
+	<-a.Worker().Done()
+	if we := a.Worker().Err().(*WorkerExitError); !we.Shutdown {
+		t.Errorf("retired worker: %v", we)
+	}
+	if alive(pa) {
+		t.Errorf("retired worker %d still exists", pa)
+	}
+	// a worker whose hosted code closes the connection is retired as well
+	b.WriteMessage(wire.Message{Type: wire.MsgRequest, Seq: 1, Body: "close"})
+	if _, err := b.ReadMessage(); !errors.As(err, new(*ClosedError)) {
+		t.Fatal(err)
+	}
+	<-b.Worker().Done()
+	if err := p.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	noChildrenLeft(t)
+}
+
+func TestPoolKillsUnresponsiveWorker(t *testing.T) {
+	ctx, cancel := contextWithTimeout(t, 60*time.Second)
+	defer cancel()
+	logs := newLogRecorder()
+	cfg := fakeConfig(t, logs)
+	cfg.PingInterval = 20 * time.Millisecond
+	cfg.PingTimeout = 50 * time.Millisecond
+	cfg.PingFailures = 2
+	p, err := NewPool(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Shutdown(ctx)
+	w := p.Workers()[0]
+	ch, _ := p.Open(ctx, OpenOptions{Mode: "go"})
+	if err := stopProcess(w.Pid()); err != nil { // alive but answering nothing
+		t.Fatal(err)
+	}
+	var we *WorkerExitError
+	if _, err := ch.ReadMessage(); !errors.As(err, &we) || we.Cause == nil || we.Signal == 0 {
+		t.Fatalf("hung worker's channel: %v", err)
+	}
+	eventually(t, 20*time.Second, "replacement", func() bool {
+		ws := p.Workers()
+		return len(ws) == 1 && ws[0] != w
+	})
+}
