@@ -7,9 +7,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -33,10 +33,8 @@ type Worker struct {
 	cfg   Config
 	log   *slog.Logger
 	cmd   *exec.Cmd
-	conn  *net.UnixConn
+	sock  *socket
 	hello Hello
-
-	wmu sync.Mutex // serializes frames on conn
 
 	mu       sync.Mutex
 	chans    map[uint64]*Channel
@@ -109,24 +107,18 @@ func (w *Worker) start(ctx context.Context) error {
 	if err != nil {
 		return startErr(fmt.Errorf("socketpair: %w", err))
 	}
-	parent := os.NewFile(uintptr(fds[0]), "pybridge-worker")
+	w.sock = &socket{fd: fds[0]}
 	child := os.NewFile(uintptr(fds[1]), "pybridge-worker-child")
-	fc, err := net.FileConn(parent)
-	parent.Close()
-	if err != nil {
-		return startErr(err)
-	}
-	w.conn = fc.(*net.UnixConn)
 
 	outR, outW, err := os.Pipe()
 	if err != nil {
-		w.conn.Close()
+		w.sock.close()
 		child.Close()
 		return startErr(err)
 	}
 	errR, errW, err := os.Pipe()
 	if err != nil {
-		w.conn.Close()
+		w.sock.close()
 		child.Close()
 		outR.Close()
 		outW.Close()
@@ -148,7 +140,7 @@ func (w *Worker) start(ctx context.Context) error {
 	outW.Close()
 	errW.Close()
 	if err != nil {
-		w.conn.Close()
+		w.sock.close()
 		outR.Close()
 		errR.Close()
 		return startErr(err)
@@ -173,11 +165,13 @@ func (w *Worker) start(ctx context.Context) error {
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline, ctxDeadline = d, true
 	}
-	w.conn.SetReadDeadline(deadline)
-	stop := context.AfterFunc(ctx, func() { w.conn.SetReadDeadline(time.Now()) })
-	rd := bufio.NewReaderSize(w.conn, 64<<10)
-	f, buf, err := ReadFrame(rd, nil, w.cfg.Limits)
-	stop()
+	rd := bufio.NewReaderSize(w.sock, 64<<10)
+	var f Frame
+	var buf []byte
+	err = w.sock.waitReadable(ctx, deadline, w.exited)
+	if err == nil {
+		f, buf, err = ReadFrame(rd, nil, w.cfg.Limits)
+	}
 	if err == nil && f.Kind != KindHello {
 		err = fmt.Errorf("first frame is %v, not HELLO", f.Kind)
 	}
@@ -197,9 +191,9 @@ func (w *Worker) start(ctx context.Context) error {
 		case exited:
 			err = fmt.Errorf("exited before HELLO: %v", w.state)
 		case ctx.Err() != nil:
-			err = fmt.Errorf("%w (%v)", ctx.Err(), err)
+			err = ctx.Err()
 		case ctxDeadline && errors.Is(err, os.ErrDeadlineExceeded):
-			err = fmt.Errorf("%w (%v)", context.DeadlineExceeded, err)
+			err = context.DeadlineExceeded
 		case errors.Is(err, os.ErrDeadlineExceeded):
 			err = fmt.Errorf("no HELLO within %v", w.cfg.StartTimeout)
 		}
@@ -207,7 +201,6 @@ func (w *Worker) start(ctx context.Context) error {
 		w.logs.Wait()
 		return startErr(err)
 	}
-	w.conn.SetReadDeadline(time.Time{})
 	w.hello = parseHello(f.Body)
 	w.log.Debug("pyhost: worker started", "pid", cmd.Process.Pid, "python", w.hello.Python,
 		"codec", w.hello.Codec, "rpyc", w.hello.Rpyc)
@@ -254,7 +247,7 @@ func parseHello(body any) Hello {
 func (w *Worker) abort() {
 	w.kill()
 	<-w.exited
-	w.conn.Close()
+	w.sock.close()
 	w.closeLogs()
 }
 
@@ -268,7 +261,9 @@ func (w *Worker) wait() {
 	w.mu.Unlock()
 	syscall.Kill(-w.cmd.Process.Pid, syscall.SIGKILL)
 	close(w.exited)
-	w.conn.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+	// the reader normally sees EOF at once; a process that escaped the group may still
+	// hold fd 3, so the socket is shut down after a moment to drain
+	time.AfterFunc(500*time.Millisecond, w.sock.shutdown)
 }
 
 // kill sends SIGKILL to the worker's process group, unless it was already reaped
@@ -303,6 +298,9 @@ func (w *Worker) read(rd *bufio.Reader, buf []byte) {
 			break
 		}
 		w.dispatch(f)
+		if rd.Buffered() == 0 {
+			runtime.Gosched()
+		}
 	}
 	var ce *CodecError
 	var le *LimitError
@@ -378,7 +376,7 @@ func (w *Worker) finish() {
 	for _, ch := range chans {
 		ch.fail(e)
 	}
-	w.conn.Close()
+	w.sock.close()
 	w.closeLogs()
 	close(w.done)
 }
@@ -426,9 +424,7 @@ func (w *Worker) send(f Frame) error {
 		putEncoder(e)
 		return err
 	}
-	w.wmu.Lock()
-	_, err = w.conn.Write(b)
-	w.wmu.Unlock()
+	err = w.sock.write(b)
 	putEncoder(e)
 	if err != nil {
 		select {
