@@ -5,6 +5,8 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -196,4 +198,53 @@ func TestWorkerStartErrors(t *testing.T) {
 		t.Errorf("canceled start: %v", err)
 	}
 	noChildrenLeft(t)
+}
+
+// processState is the state letter of pid from /proc ("" when it does not exist).
+func processState(pid int) string {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return ""
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	return f[0]
+}
+
+func TestWorkerProcessGroupAndLimits(t *testing.T) {
+	ctx, cancel := contextWithTimeout(t, 30*time.Second)
+	defer cancel()
+	cfg := fakeConfig(t, newLogRecorder())
+	cfg.MemoryLimit = 4 << 30
+	w, err := StartWorker(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Shutdown(ctx)
+	limits, err := os.ReadFile("/proc/" + strconv.Itoa(w.Pid()) + "/limits")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`Max address space\s+4294967296\s+4294967296`).Match(limits) {
+		t.Errorf("RLIMIT_AS not applied:\n%s", limits)
+	}
+	if pgid, err := syscall.Getpgid(w.Pid()); err != nil || pgid != w.Pid() {
+		t.Errorf("worker pgid %d (%v), want its own group %d", pgid, err, w.Pid())
+	}
+	// a process hosted code started dies with the worker
+	ch, _ := w.Open(ctx, OpenOptions{Mode: "go"})
+	m, err := request(t, ch, 1, "spawn")
+	if err != nil {
+		t.Fatal(err)
+	}
+	grandchild := int(m.Body.(int64))
+	if processState(grandchild) == "" {
+		t.Fatalf("hosted code's child %d not running", grandchild)
+	}
+	syscall.Kill(w.Pid(), syscall.SIGKILL)
+	<-w.Done()
+	// killed with the group; a zombie awaits only its new parent's wait
+	if s := processState(grandchild); s != "" && s != "Z" {
+		t.Errorf("hosted code's child %d survived its worker (state %s)", grandchild, s)
+	}
 }

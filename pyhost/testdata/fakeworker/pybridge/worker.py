@@ -1,10 +1,11 @@
 """A stand-in worker for pyhost's process tests: speaks the frame layer of the worker
 protocol (HELLO, OPEN, CLOSE, PING, SHUTDOWN) and echoes each REQUEST body back as a
-REPLY. Bodies "exit", "segv", "close" and "print" make it misbehave on purpose."""
+REPLY. Bodies "exit", "segv", "close", "spawn" and "print" make it misbehave on purpose."""
 import ctypes
 import os
 import socket
 import struct
+import subprocess
 import sys
 
 import msgpack
@@ -43,6 +44,9 @@ def main():
                 ctypes.string_at(0)
             elif body == "close":
                 send(18, conn, 0, "closed by hosted code")
+            elif body == "spawn":
+                child = subprocess.Popen(["sleep", "300"])
+                send(2, conn, seq, child.pid)
             elif body == "print":
                 print("hello from the worker", flush=True)
                 print("and on stderr", file=sys.stderr, flush=True)
