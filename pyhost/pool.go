@@ -28,11 +28,11 @@ type Pool struct {
 	ctx     context.Context // supervision; canceled by Shutdown
 	cancel  context.CancelFunc
 	stopCtx context.Context // Shutdown's ctx, for the supervisors' last shutdowns
-	wg     sync.WaitGroup
+	wg      sync.WaitGroup
 
 	mu      sync.Mutex
-	live    []*Worker           // shared: the slots' current workers (nil while restarting)
-	changed chan struct{}       // closed and replaced whenever live changes
+	live    []*Worker            // shared: the slots' current workers (nil while restarting)
+	changed chan struct{}        // closed and replaced whenever live changes
 	inUse   map[*Worker]struct{} // connection: workers serving a connection
 	closed  bool
 

@@ -105,7 +105,6 @@ func writePackage(pkg fs.FS) (string, error) {
 	return tmp, nil
 }
 
-
 // Pdeathsig fires when the thread that forked the child exits, not the process. Go
 // may retire threads, so every worker is forked from one goroutine locked to its
 // thread for the life of the process: the workers die with the Go process, never

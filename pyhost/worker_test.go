@@ -106,8 +106,12 @@ func TestWorkerDeathFailsItsChannels(t *testing.T) {
 		code   int
 		signal syscall.Signal
 	}{
-		{"os._exit", func(_ *Worker, ch *Channel) { ch.WriteMessage(wire.Message{Type: wire.MsgRequest, Seq: 1, Body: "exit"}) }, 3, 0},
-		{"segfault", func(_ *Worker, ch *Channel) { ch.WriteMessage(wire.Message{Type: wire.MsgRequest, Seq: 1, Body: "segv"}) }, -1, syscall.SIGSEGV},
+		{"os._exit", func(_ *Worker, ch *Channel) {
+			ch.WriteMessage(wire.Message{Type: wire.MsgRequest, Seq: 1, Body: "exit"})
+		}, 3, 0},
+		{"segfault", func(_ *Worker, ch *Channel) {
+			ch.WriteMessage(wire.Message{Type: wire.MsgRequest, Seq: 1, Body: "segv"})
+		}, -1, syscall.SIGSEGV},
 		{"SIGKILL", func(w *Worker, _ *Channel) { syscall.Kill(w.Pid(), syscall.SIGKILL) }, -1, syscall.SIGKILL},
 	}
 	for _, c := range cases {
