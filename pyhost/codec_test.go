@@ -2,6 +2,7 @@ package pyhost
 
 import (
 	"bytes"
+	"flag"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -323,6 +324,9 @@ func TestCodecMatchesMsgpackPython(t *testing.T) {
 	if err := json.Unmarshal(out, &results); err != nil {
 		t.Fatal(err)
 	}
+	if *updateGolden {
+		writeGolden(t, vecs, func(name string) string { return results[name].Py })
+	}
 	for _, v := range vecs {
 		r, ok := results[v.name]
 		if !ok {
@@ -402,6 +406,73 @@ func TestCodecRefuses(t *testing.T) {
 		b, _ := hex.DecodeString(h)
 		if _, err := DecodeFrame(b, Limits{}); !errors.As(err, &ce) && !errors.As(err, &le) {
 			t.Errorf("%s: got %v, want a codec error", name, err)
+		}
+	}
+}
+
+// goldenMax bounds the encodings kept in golden.json.
+const goldenMax = 4096
+
+var updateGolden = flag.Bool("update-golden", false, "rewrite testdata/golden.json from msgpack-python's encodings")
+
+// golden is testdata/golden.json: msgpack-python's bytes for each vector, written by
+// `go test -run TestCodecMatchesMsgpackPython -update-golden ./pyhost` and read by the
+// Python peer's codec tests too (its built-in codec must produce the same bytes).
+type golden struct {
+	Name    string `json:"name"`
+	Py      string `json:"py"`      // the value as a Python expression
+	Hex     string `json:"hex"`     // msgpack-python's encoding (a whole frame when frame)
+	Ordered bool   `json:"ordered"` // false: a dict of several keys, compare decoded values
+	Frame   bool   `json:"frame"`
+}
+
+func writeGolden(t *testing.T, vecs []vector, pyHex func(string) string) {
+	var out []golden
+	for _, v := range vecs {
+		if len(pyHex(v.name)) > 2*goldenMax {
+			continue
+		}
+		out = append(out, golden{v.name, v.py, pyHex(v.name), v.ordered, v.frame})
+	}
+	b, err := json.MarshalIndent(out, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile("testdata/golden.json", append(b, '\n'), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestCodecGolden checks Go against the recorded msgpack-python bytes, without Python.
+func TestCodecGolden(t *testing.T) {
+	b, err := os.ReadFile("testdata/golden.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gs []golden
+	if err := json.Unmarshal(b, &gs); err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]golden{}
+	for _, g := range gs {
+		byName[g.Name] = g
+	}
+	for _, v := range vectors() {
+		g, ok := byName[v.name]
+		if !ok && len(encodeVector(t, v)) > goldenMax {
+			continue // too big to keep in the repository; the live test covers it
+		}
+		if !ok {
+			t.Errorf("%s: not in golden.json (rerun with -update-golden)", v.name)
+			continue
+		}
+		want, _ := hex.DecodeString(g.Hex)
+		if got := encodeVector(t, v); v.ordered && !bytes.Equal(got, want) {
+			t.Errorf("%s: go encodes %x, msgpack-python %x", v.name, got, want)
+		}
+		got, err := decodeVector(v, want)
+		if err != nil || !sameValue(v.want, got) {
+			t.Errorf("%s: golden bytes decode to %#v (%v), want %#v", v.name, got, err, v.want)
 		}
 	}
 }
