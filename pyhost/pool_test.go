@@ -135,9 +135,18 @@ func TestPoolKillsUnresponsiveWorker(t *testing.T) {
 	if err := stopProcess(w.Pid()); err != nil { // alive but answering nothing
 		t.Fatal(err)
 	}
+	// a write larger than the socket buffer blocks until the worker is killed; the
+	// health pings must not wait behind it
+	wrote := make(chan error, 1)
+	go func() {
+		wrote <- ch.WriteMessage(wire.Message{Type: wire.MsgRequest, Seq: 1, Body: make([]byte, 8<<20)})
+	}()
 	var we *WorkerExitError
 	if _, err := ch.ReadMessage(); !errors.As(err, &we) || we.Cause == nil || we.Signal == 0 {
 		t.Fatalf("hung worker's channel: %v", err)
+	}
+	if err := <-wrote; err == nil {
+		t.Error("a write to the killed worker succeeded")
 	}
 	eventually(t, 20*time.Second, "replacement", func() bool {
 		ws := p.Workers()

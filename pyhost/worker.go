@@ -375,6 +375,7 @@ func (w *Worker) finish() {
 	}
 	for _, ch := range chans {
 		ch.fail(e)
+		ch.closed()
 	}
 	w.sock.close()
 	w.closeLogs()
@@ -498,19 +499,28 @@ func (w *Worker) Ping(ctx context.Context) error {
 	c := make(chan struct{})
 	w.pings[seq] = c
 	w.mu.Unlock()
-	if err := w.send(Frame{Kind: KindPing, Seq: seq, Body: seq}); err != nil {
-		return err
-	}
-	select {
-	case <-c:
-		return nil
-	case <-w.done:
-		return w.exitErr
-	case <-ctx.Done():
-		w.mu.Lock()
-		delete(w.pings, seq)
-		w.mu.Unlock()
-		return fmt.Errorf("pyhost: worker %d did not answer PING: %w", w.id, ctx.Err())
+	// a stuck worker may not even read: the write itself must not outlast ctx (it
+	// returns once the worker is killed and the socket shut down)
+	sent := make(chan error, 1)
+	go func() { sent <- w.send(Frame{Kind: KindPing, Seq: seq, Body: seq}) }()
+	for {
+		select {
+		case err := <-sent:
+			if err != nil {
+				return err
+			}
+			sent = nil
+			continue
+		case <-c:
+			return nil
+		case <-w.done:
+			return w.exitErr
+		case <-ctx.Done():
+			w.mu.Lock()
+			delete(w.pings, seq)
+			w.mu.Unlock()
+			return fmt.Errorf("pyhost: worker %d did not answer PING: %w", w.id, ctx.Err())
+		}
 	}
 }
 
@@ -523,7 +533,7 @@ func (w *Worker) Shutdown(ctx context.Context) error {
 	w.shutdown = true
 	w.mu.Unlock()
 	if !already {
-		w.send(Frame{Kind: KindShutdown})
+		go w.send(Frame{Kind: KindShutdown}) // may block on a stuck worker until it is killed
 	}
 	select {
 	case <-w.exited:
