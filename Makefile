@@ -68,8 +68,10 @@ test: vet gotest pytest
 golden:
 	$(VENV)/rpyc5/bin/python scripts/gen_brine_golden.py bridge/brine/testdata/golden.json
 
-bench:
+# benchmarks: Go micro-benchmarks, then the load script (rpyc's server vs pybridge serve)
+bench: build
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+	$(VENV)/rpyc5/bin/python bench/load.py
 
 clean:
 	rm -rf bin $(VENV)

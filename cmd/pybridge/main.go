@@ -1,3 +1,282 @@
+// Command pybridge serves rpyc clients (5.x and 6.x on one port) from supervised Python
+// workers. See docs/cli.md.
 package main
 
-func main() {}
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/pybridge/pybridge/bridge/wire"
+	"github.com/pybridge/pybridge/pyhost"
+	"github.com/pybridge/pybridge/server"
+)
+
+// Version is the pybridge version (set with -ldflags "-X main.Version=…").
+var Version = "0.1.0-dev"
+
+const usage = `pybridge serves existing rpyc clients from supervised Python workers.
+
+Usage:
+  pybridge serve [flags]    serve rpyc 5.x and 6.x clients on one port
+  pybridge version          print the version
+
+Run 'pybridge serve --help' for the serve flags.
+`
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	switch os.Args[1] {
+	case "serve":
+		os.Exit(serve(os.Args[2:]))
+	case "version", "--version":
+		fmt.Println("pybridge", Version)
+	case "help", "-h", "--help":
+		fmt.Print(usage)
+	default:
+		fmt.Fprintf(os.Stderr, "pybridge: unknown command %q\n\n%s", os.Args[1], usage)
+		os.Exit(2)
+	}
+}
+
+type serveFlags struct {
+	classic        bool
+	service        string
+	protocolConfig string
+	host           string
+	port           int
+	ipv6           bool
+	unixPath       string
+	mode           string
+	sslKey         string
+	sslCert        string
+	sslCA          string
+	python         string
+	workers        int
+	isolation      string
+	rpycVersion    string
+	logLevel       string
+	quiet          bool
+}
+
+func parseServe(args []string) (*serveFlags, error) {
+	f := &serveFlags{}
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), `Usage: pybridge serve (--classic | --service module:Attr) [flags]
+
+Serves rpyc clients, like rpyc_classic or ThreadedServer(MyService), from Python workers.
+Clients of rpyc 5.x and 6.x connect to the same port unchanged.
+
+What to serve:
+`)
+		fs.PrintDefaults()
+	}
+	fs.BoolVar(&f.classic, "classic", false, "classic mode (SlaveService: modules, eval, execute, namespace)")
+	fs.StringVar(&f.service, "service", "", "serve an rpyc.Service or pybridge.Service subclass, as `module:Attr`")
+	fs.StringVar(&f.protocolConfig, "protocol-config", "", "rpyc protocol_config keys as a JSON object")
+	fs.StringVar(&f.host, "host", "", "address to bind (default 127.0.0.1, or ::1 with --ipv6)")
+	fs.IntVar(&f.port, "port", -1, "TCP port (default 18812 classic, 18861 service; 0 picks one)")
+	fs.BoolVar(&f.ipv6, "ipv6", false, "listen on IPv6")
+	fs.StringVar(&f.unixPath, "unix", "", "listen on a Unix socket at `path` instead of TCP")
+	fs.StringVar(&f.mode, "mode", "threaded", "threaded (many connections) or stdio (one connection over stdin/stdout)")
+	fs.StringVar(&f.sslKey, "ssl-keyfile", "", "TLS private key (PEM)")
+	fs.StringVar(&f.sslCert, "ssl-certfile", "", "TLS certificate (PEM)")
+	fs.StringVar(&f.sslCA, "ssl-cafile", "", "require client certificates signed by this CA (PEM)")
+	fs.StringVar(&f.python, "python", "python3", "worker interpreter; nothing needs to be installed in it")
+	fs.IntVar(&f.workers, "workers", 1, "worker processes")
+	fs.StringVar(&f.isolation, "isolation", "shared", "shared (connections spread over the workers) or connection (a worker per connection)")
+	fs.StringVar(&f.rpycVersion, "rpyc-version", "auto", "client message layout: auto (detected per connection), 5 or 6")
+	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.BoolVar(&f.quiet, "quiet", false, "log errors only")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	if f.classic == (f.service != "") {
+		return nil, errors.New("give exactly one of --classic and --service module:Attr")
+	}
+	if f.service != "" && !strings.Contains(f.service, ":") {
+		return nil, fmt.Errorf("--service %q: want module:Attr", f.service)
+	}
+	switch f.mode {
+	case "threaded", "stdio":
+	default:
+		return nil, fmt.Errorf("--mode %q: want threaded or stdio", f.mode)
+	}
+	switch f.isolation {
+	case "shared", "connection":
+	default:
+		return nil, fmt.Errorf("--isolation %q: want shared or connection", f.isolation)
+	}
+	if f.workers < 1 {
+		return nil, fmt.Errorf("--workers %d: want at least 1", f.workers)
+	}
+	if (f.sslKey == "") != (f.sslCert == "") {
+		return nil, errors.New("--ssl-keyfile and --ssl-certfile go together")
+	}
+	if f.port < 0 {
+		f.port = 18812
+		if f.service != "" {
+			f.port = 18861
+		}
+	}
+	if f.host == "" {
+		f.host = "127.0.0.1"
+		if f.ipv6 {
+			f.host = "::1"
+		}
+	}
+	return f, nil
+}
+
+func serve(args []string) int {
+	f, err := parseServe(args)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "pybridge serve:", err)
+		return 2
+	}
+	log := newLogger(f)
+	if err := run(f, log); err != nil {
+		log.Error("pybridge serve failed", "err", err)
+		return 1
+	}
+	return 0
+}
+
+func newLogger(f *serveFlags) *slog.Logger {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
+		level = slog.LevelInfo
+	}
+	if f.quiet {
+		level = slog.LevelError
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+}
+
+func run(f *serveFlags, log *slog.Logger) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	// In stdio mode the connection's fds are taken before any worker starts, so nothing
+	// can write to the real stdout afterwards.
+	var stdio io.ReadWriteCloser
+	if f.mode == "stdio" {
+		var err error
+		if stdio, err = server.TakeStdio(); err != nil {
+			return err
+		}
+	}
+
+	open := pyhost.OpenOptions{Mode: "classic"}
+	if f.service != "" {
+		open = pyhost.OpenOptions{Mode: "service", Service: f.service}
+	}
+	if f.protocolConfig != "" {
+		if err := json.Unmarshal([]byte(f.protocolConfig), &open.Config); err != nil {
+			return fmt.Errorf("--protocol-config: %w", err)
+		}
+	}
+	var dialect wire.Dialect
+	switch f.rpycVersion {
+	case "auto":
+	case "5":
+		dialect = wire.Dialect5
+	case "6":
+		dialect = wire.Dialect6
+	default:
+		return fmt.Errorf("--rpyc-version %q: want auto, 5 or 6", f.rpycVersion)
+	}
+
+	pool, err := pyhost.NewPool(ctx, pyhost.Config{
+		Python:    f.python,
+		Workers:   f.workers,
+		Isolation: f.isolation,
+		Logger:    log,
+	})
+	if err != nil {
+		return err
+	}
+	defer pool.Shutdown(context.Background())
+	srv := server.New(server.Config{Pool: pool, Open: open, Dialect: dialect, Logger: log})
+
+	if stdio != nil {
+		return srv.ServeConn(ctx, stdio, "stdio")
+	}
+	ln, err := listen(f)
+	if err != nil {
+		return err
+	}
+	log.Info("serving", "addr", ln.Addr().String(), "workers", f.workers, "isolation", f.isolation)
+	return srv.Serve(ctx, ln)
+}
+
+func listen(f *serveFlags) (net.Listener, error) {
+	var (
+		ln  net.Listener
+		err error
+	)
+	switch {
+	case f.unixPath != "":
+		os.Remove(f.unixPath)
+		ln, err = net.Listen("unix", f.unixPath)
+	case f.ipv6:
+		ln, err = net.Listen("tcp6", net.JoinHostPort(f.host, strconv.Itoa(f.port)))
+	default:
+		ln, err = net.Listen("tcp", net.JoinHostPort(f.host, strconv.Itoa(f.port)))
+	}
+	if err != nil {
+		return nil, err
+	}
+	if f.sslCert == "" {
+		return ln, nil
+	}
+	cfg, err := tlsConfig(f)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	return tls.NewListener(ln, cfg), nil
+}
+
+func tlsConfig(f *serveFlags) (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(f.sslCert, f.sslKey)
+	if err != nil {
+		return nil, fmt.Errorf("TLS key pair: %w", err)
+	}
+	cfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	if f.sslCA != "" {
+		pem, err := os.ReadFile(f.sslCA)
+		if err != nil {
+			return nil, fmt.Errorf("--ssl-cafile: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--ssl-cafile %s: no certificates", f.sslCA)
+		}
+		cfg.ClientCAs = pool
+		cfg.ClientAuth = tls.RequireAndVerifyClientCert
+	}
+	return cfg, nil
+}

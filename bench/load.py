@@ -1,0 +1,142 @@
+"""Load benchmark: the same rpyc client workloads against rpyc's own ThreadedServer and
+against `pybridge serve`, in one run, on loopback.
+
+    .venv/rpyc5/bin/python bench/load.py [--seconds 2] [--workers 2]
+
+For each workload it prints ops/s and server CPU per request (user + system time of every
+server process: the Go process and all its workers, read from /proc before and after),
+and the ratios pybridge / rpyc. Every loop is bounded in count and time.
+"""
+import argparse
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests" / "serve"))
+
+import rpyc  # noqa: E402
+from servers import Server, free_port, pybridge_args, STOCK_SERVER  # noqa: E402
+
+TICK = os.sysconf("SC_CLK_TCK")
+MiB = 1 << 20
+
+
+def tree_cpu(pid):
+    """CPU seconds (user + system) of pid and all its live descendants, plus what its
+    reaped children used."""
+    total = 0.0
+    stack = [pid]
+    while stack:
+        p = stack.pop()
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])) / TICK
+            for task in Path(f"/proc/{p}/task").iterdir():
+                kids = (task / "children").read_text().split()
+                stack.extend(int(k) for k in kids)
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            continue
+    return total
+
+
+def workloads(conn):
+    math_mod = conn.modules.math
+    sqrt = math_mod.sqrt
+    lst = conn.builtins.list([1, 2, 3])
+    echo = conn.eval("lambda x: x")
+    blob = b"x" * MiB
+    return {
+        "attribute get": lambda: math_mod.pi,
+        "method call": lambda: lst.count(2),
+        "classic math.sqrt (held netref)": lambda: sqrt(2.0),
+        "1 MiB echo": lambda: echo(blob),
+    }
+
+
+CPU_BOUND = "sum(i * i for i in range(200000))"
+
+
+def measure(server, fn_factory, seconds, clients=1, max_ops=200000):
+    conns = [rpyc.classic.connect("127.0.0.1", server.port) for _ in range(clients)]
+    fns = [fn_factory(c) for c in conns]
+    for fn in fns:
+        fn()  # warm up: netref classes, caches
+    counts = [0] * clients
+    stop = time.monotonic() + seconds
+    cpu0 = tree_cpu(server.proc.pid)
+    t0 = time.monotonic()
+
+    def run(i):
+        fn, n = fns[i], 0
+        while time.monotonic() < stop and n < max_ops:
+            fn()
+            n += 1
+        counts[i] = n
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.monotonic() - t0
+    cpu = tree_cpu(server.proc.pid) - cpu0
+    for c in conns:
+        c.close()
+    ops = sum(counts)
+    return ops / elapsed, cpu / max(ops, 1)
+
+
+def start(kind, workers):
+    port = free_port()
+    if kind == "rpyc":
+        return Server([sys.executable, "-c", STOCK_SERVER, str(port)], port)
+    return Server(pybridge_args("--classic", "--port", str(port), "--workers", str(workers),
+                                "--log-level", "error"), port)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=float, default=2.0)
+    ap.add_argument("--workers", type=int, default=2)
+    args = ap.parse_args()
+
+    results = {}
+    for kind in ("rpyc", "pybridge"):
+        srv = start(kind, args.workers)
+        try:
+            names = list(workloads(rpyc.classic.connect("127.0.0.1", srv.port)))
+            for name in names:
+                results[(kind, name)] = measure(srv, lambda c, n=name: workloads(c)[n], args.seconds)
+            cpu_bound = lambda c: (lambda: c.eval(CPU_BOUND))  # noqa: E731
+            results[(kind, "CPU-bound, 1 client")] = measure(srv, cpu_bound, args.seconds)
+            results[(kind, "CPU-bound, 2 clients")] = measure(srv, cpu_bound, args.seconds, clients=2)
+        finally:
+            srv.stop()
+
+    print(f"rpyc {rpyc.__version__} client, Python {sys.version.split()[0]}, "
+          f"{os.cpu_count()} cores, pybridge --workers {args.workers}")
+    print(f"{'workload':34} {'rpyc ops/s':>11} {'pybridge ops/s':>15} {'ratio':>6}   "
+          f"{'rpyc CPU/req':>13} {'pybridge CPU/req':>17} {'ratio':>6}")
+    names = [n for (k, n) in results if k == "rpyc"]
+    for name in names:
+        r_ops, r_cpu = results[("rpyc", name)]
+        p_ops, p_cpu = results[("pybridge", name)]
+        print(f"{name:34} {r_ops:11.0f} {p_ops:15.0f} {p_ops / r_ops:6.2f}   "
+              f"{fmt(r_cpu):>13} {fmt(p_cpu):>17} {p_cpu / r_cpu if r_cpu else float('nan'):6.2f}")
+    for kind in ("rpyc", "pybridge"):
+        one = results[(kind, "CPU-bound, 1 client")][0]
+        two = results[(kind, "CPU-bound, 2 clients")][0]
+        print(f"{kind}: two CPU-bound clients get {two / one:.2f}x the throughput of one")
+
+
+def fmt(seconds):
+    if seconds >= 1e-3:
+        return f"{seconds * 1e3:.2f} ms"
+    return f"{seconds * 1e6:.1f} µs"
+
+
+if __name__ == "__main__":
+    main()
