@@ -2,10 +2,10 @@ package pyhost
 
 import (
 	"bytes"
-	"flag"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"flag"
 	"math"
 	"math/big"
 	"os"
