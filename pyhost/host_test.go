@@ -47,3 +47,133 @@ func startHost(t *testing.T, python string, mod func(*Config)) *Host {
 	})
 	return h
 }
+
+// The real worker end to end, under both interpreters: a call, keyword args, values
+// by value, a Python exception as a typed error.
+func TestHostCallsPython(t *testing.T) {
+	for codec, python := range hostPythons(t) {
+		t.Run(codec, func(t *testing.T) {
+			h := startHost(t, python, nil)
+			ctx, cancel := contextWithTimeout(t, 30*time.Second)
+			defer cancel()
+			if got := h.Pool().Workers()[0].Hello().Codec; got != codec {
+				t.Errorf("worker codec %q, want %q", got, codec)
+			}
+			conn, err := h.Connect(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			m, err := conn.Import(ctx, "math")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r, err := m.CallAttr(ctx, "sqrt", 2.0); err != nil || r != 1.4142135623730951 {
+				t.Errorf("math.sqrt(2) = %v, %v", r, err)
+			}
+			if r, err := m.CallAttr(ctx, "fsum", []any{0.1, 0.2, 0.3}); err != nil || r != 0.6 {
+				t.Errorf("math.fsum([.1,.2,.3]) = %v, %v (a Go slice by value)", r, err)
+			}
+			_, err = m.CallAttr(ctx, "sqrt", -1.0)
+			var re *bridge.RemoteError
+			if !errors.As(err, &re) || re.Type != "ValueError" {
+				t.Errorf("math.sqrt(-1): %v, want a ValueError", err)
+			}
+		})
+	}
+}
+
+// A crash (os._exit, SIGKILL, segfault) fails the calls of that worker with a
+// *WorkerExitError, and the pool replaces the worker.
+func TestHostWorkerCrashes(t *testing.T) {
+	python := hostPythons(t)["msgpack"]
+	h := startHost(t, python, nil)
+	ctx, cancel := contextWithTimeout(t, 60*time.Second)
+	defer cancel()
+	crashes := map[string]string{
+		"os._exit": "__import__('os')._exit(1)",
+		"SIGKILL":  "__import__('os').kill(__import__('os').getpid(), 9)",
+		"segfault": "__import__('ctypes').string_at(0)",
+	}
+	for name, code := range crashes {
+		t.Run(name, func(t *testing.T) {
+			before := h.Pool().Workers()[0]
+			conn, err := h.Connect(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			_, err = conn.Eval(ctx, code)
+			var we *WorkerExitError
+			if !errors.As(err, &we) || !we.Crashed() || we.Pid != before.Pid() {
+				t.Fatalf("got %v, want a *WorkerExitError of pid %d", err, before.Pid())
+			}
+			eventually(t, 20*time.Second, "replacement", func() bool {
+				ws := h.Pool().Workers()
+				return len(ws) == 1 && ws[0] != before
+			})
+			again, err := h.Connect(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer again.Close()
+			if r, err := again.Eval(ctx, "1 + 1"); err != nil || r != int64(2) {
+				t.Errorf("replacement worker: %v, %v", r, err)
+			}
+		})
+	}
+}
+
+// Canceling a call returns at once; the Python code runs on to its end (as the package
+// doc says), and the connection's next call is served after it.
+func TestHostCancelCall(t *testing.T) {
+	h := startHost(t, hostPythons(t)["msgpack"], nil)
+	ctx, cancel := contextWithTimeout(t, 30*time.Second)
+	defer cancel()
+	conn, err := h.Connect(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Eval(ctx, "__import__('builtins').__dict__.setdefault('done', [])"); err != nil {
+		t.Fatal(err)
+	}
+	short, cancel2 := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel2()
+	_, err = conn.Eval(short, "(__import__('time').sleep(0.5), done.append(1))")
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("canceled call: %v", err)
+	}
+	if r, err := conn.Eval(ctx, "len(done)"); err != nil || r != int64(1) {
+		t.Errorf("after the canceled call: done has %v items (%v), want 1: the code ran to its end", r, err)
+	}
+}
+
+// Close leaves no process behind and fails open connections with a shutdown error.
+func TestHostCloseLeavesNothing(t *testing.T) {
+	h := startHost(t, hostPythons(t)["msgpack"], func(c *Config) { c.Workers = 2 })
+	ctx, cancel := contextWithTimeout(t, 30*time.Second)
+	defer cancel()
+	conn, err := h.Connect(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pids := []int{}
+	for _, w := range h.Pool().Workers() {
+		pids = append(pids, w.Pid())
+	}
+	if err := h.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var we *WorkerExitError
+	if _, err := conn.Eval(ctx, "1"); !errors.As(err, &we) || !we.Shutdown {
+		t.Errorf("call after Close: %v", err)
+	}
+	for _, pid := range pids {
+		if alive(pid) {
+			t.Errorf("worker %d still exists", pid)
+		}
+	}
+	noChildrenLeft(t)
+	_ = syscall.Getpid
+}
