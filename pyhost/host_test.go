@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
 
@@ -175,5 +174,4 @@ func TestHostCloseLeavesNothing(t *testing.T) {
 		}
 	}
 	noChildrenLeft(t)
-	_ = syscall.Getpid
 }
