@@ -1,0 +1,122 @@
+package wire
+
+import (
+	"fmt"
+
+	"github.com/pybridge/pybridge/bridge/brine"
+)
+
+// A Dialect is one of rpyc's message layouts. Nothing in rpyc negotiates it: a peer of
+// one layout cannot read the other's messages, so a server learns a client's dialect
+// from the first frame it receives (DetectDialect).
+type Dialect interface {
+	// Name is the rpyc version family, e.g. "rpyc 5.x".
+	Name() string
+	// AppendMessage appends the payload of m (before framing) to dst.
+	AppendMessage(dst []byte, m Message) ([]byte, error)
+	// ParseMessage decodes one payload (after framing).
+	ParseMessage(payload []byte, lim brine.Limits) (Message, error)
+}
+
+var (
+	// Dialect5 is rpyc 5.x: the payload is brine of the 3-tuple (msg, seq, body).
+	Dialect5 Dialect = dialect5{}
+	// Dialect6 is rpyc 6.x: one raw byte msg, then brine of (seq, body).
+	Dialect6 Dialect = dialect6{}
+)
+
+// DialectError reports a payload that fits no known layout, or not the expected one.
+type DialectError struct {
+	Dialect string // "" when detecting
+	Msg     string
+	Err     error
+}
+
+func (e *DialectError) Error() string {
+	s := "rpyc message"
+	if e.Dialect != "" {
+		s += " (" + e.Dialect + ")"
+	}
+	s += ": " + e.Msg
+	if e.Err != nil {
+		s += ": " + e.Err.Error()
+	}
+	return s
+}
+
+func (e *DialectError) Unwrap() error { return e.Err }
+
+const brineTuple2, brineTuple3 = 0x11, 0x12
+
+// DetectDialect tells the layout of a peer's first payload. rpyc 5.x payloads start
+// with brine's 3-tuple tag (0x12); rpyc 6.x payloads start with the message type (1, 2
+// or 3) followed by brine's 2-tuple tag (0x11). A payload prefixed by bind_threads'
+// thread ids (an experimental rpyc mode, off by default) fits neither and is refused.
+func DetectDialect(first []byte) (Dialect, error) {
+	switch {
+	case len(first) >= 2 && first[0] >= 1 && first[0] <= 3 && first[1] == brineTuple2:
+		return Dialect6, nil
+	case len(first) >= 1 && first[0] == brineTuple3:
+		return Dialect5, nil
+	}
+	n := min(len(first), 8)
+	return nil, &DialectError{Msg: fmt.Sprintf("first payload % x… fits neither rpyc 5.x nor 6.x (is RPYC_BIND_THREADS set?)", first[:n])}
+}
+
+type dialect5 struct{}
+
+func (dialect5) Name() string { return "rpyc 5.x" }
+
+func (dialect5) AppendMessage(dst []byte, m Message) ([]byte, error) {
+	return brine.AppendDump(dst, brine.Tuple{int64(m.Type), m.Seq, m.Body})
+}
+
+func (d dialect5) ParseMessage(payload []byte, lim brine.Limits) (Message, error) {
+	v, err := brine.LoadLimited(payload, lim)
+	if err != nil {
+		return Message{}, &DialectError{Dialect: d.Name(), Msg: "bad payload", Err: err}
+	}
+	t, ok := v.(brine.Tuple)
+	if !ok || len(t) != 3 {
+		return Message{}, &DialectError{Dialect: d.Name(), Msg: fmt.Sprintf("want (msg, seq, body), got %T", v)}
+	}
+	typ, ok := t[0].(int64)
+	if !ok {
+		return Message{}, &DialectError{Dialect: d.Name(), Msg: "message type is not an int"}
+	}
+	return message(d, typ, t[1], t[2])
+}
+
+type dialect6 struct{}
+
+func (dialect6) Name() string { return "rpyc 6.x" }
+
+func (dialect6) AppendMessage(dst []byte, m Message) ([]byte, error) {
+	return brine.AppendDump(append(dst, byte(m.Type)), brine.Tuple{m.Seq, m.Body})
+}
+
+func (d dialect6) ParseMessage(payload []byte, lim brine.Limits) (Message, error) {
+	if len(payload) < 1 {
+		return Message{}, &DialectError{Dialect: d.Name(), Msg: "empty payload"}
+	}
+	v, err := brine.LoadLimited(payload[1:], lim)
+	if err != nil {
+		return Message{}, &DialectError{Dialect: d.Name(), Msg: "bad payload", Err: err}
+	}
+	t, ok := v.(brine.Tuple)
+	if !ok || len(t) != 2 {
+		return Message{}, &DialectError{Dialect: d.Name(), Msg: fmt.Sprintf("want (seq, body), got %T", v)}
+	}
+	return message(d, int64(payload[0]), t[0], t[1])
+}
+
+func message(d Dialect, typ int64, seq, body any) (Message, error) {
+	if typ < int64(MsgRequest) || typ > int64(MsgException) {
+		return Message{}, &DialectError{Dialect: d.Name(), Msg: fmt.Sprintf("invalid message type %d", typ)}
+	}
+	s, ok := seq.(int64)
+	if !ok {
+		return Message{}, &DialectError{Dialect: d.Name(), Msg: fmt.Sprintf("sequence number is %T, not an int", seq)}
+	}
+	return Message{Type: MsgType(typ), Seq: s, Body: body}, nil
+}
