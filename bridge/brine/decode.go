@@ -188,7 +188,9 @@ func (d *decoder) bytes(n int) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return append([]byte(nil), raw...), nil
+	out := make([]byte, n)
+	copy(out, raw)
+	return out, nil
 }
 
 // nested reads the tuple that follows a slice or frozenset tag.
