@@ -8,5 +8,5 @@ import "embed"
 
 // Package is the pybridge package: its .py files under "pybridge/" (no __pycache__).
 //
-// TEMP: go:embed pybridge/*.py (files not landed yet)
+//go:embed pybridge/*.py
 var Package embed.FS

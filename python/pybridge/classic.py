@@ -1,0 +1,29 @@
+"""Roots of classic mode (what rpyc_classic's SlaveService serves) and of mode go."""
+
+
+class ClassicRoot:
+    """getmodule, eval, execute, namespace, getconn: the classic root rpyc.classic uses."""
+
+    def __init__(self, conn):
+        self._conn = conn
+        self.namespace = {}
+
+    def execute(self, text):
+        exec(text, self.namespace)
+
+    def eval(self, text):
+        return eval(text, self.namespace)
+
+    def getmodule(self, name):
+        return __import__(name, None, None, "*")
+
+    def getconn(self):
+        return self._conn
+
+
+class GoRoot(ClassicRoot):
+    """The classic root plus value(obj): obj as plain data (lists, dicts, tuples, scalars),
+    for Go programs (docs/worker-protocol.md, the by-value extension)."""
+
+    def value(self, obj):
+        return self._conn.value_of(obj)

@@ -1,0 +1,197 @@
+"""The 20 RPyC request handlers, with rpyc 5.x/6.x semantics, and the attribute access
+policy of rpyc's protocol_config."""
+import itertools
+import pickle
+import sys
+
+from . import consts
+from .idpack import get_id_pack
+from .inspect_methods import get_methods
+from .netref import BaseNetref, builtin_classes
+
+# rpyc's DEFAULT_CONFIG keys that govern serving
+DEFAULT_CONFIG = dict(
+    allow_safe_attrs=True,
+    allow_exposed_attrs=True,
+    allow_public_attrs=False,
+    allow_all_attrs=False,
+    safe_attrs=frozenset([
+        '__abs__', '__add__', '__and__', '__bool__', '__cmp__', '__contains__', '__delitem__',
+        '__delslice__', '__div__', '__divmod__', '__doc__', '__eq__', '__float__', '__floordiv__',
+        '__ge__', '__getitem__', '__getslice__', '__gt__', '__hash__', '__hex__', '__iadd__',
+        '__iand__', '__idiv__', '__ifloordiv__', '__ilshift__', '__imod__', '__imul__', '__index__',
+        '__int__', '__invert__', '__ior__', '__ipow__', '__irshift__', '__isub__', '__iter__',
+        '__itruediv__', '__ixor__', '__le__', '__len__', '__long__', '__lshift__', '__lt__',
+        '__mod__', '__mul__', '__ne__', '__neg__', '__new__', '__nonzero__', '__oct__', '__or__',
+        '__pos__', '__pow__', '__radd__', '__rand__', '__rdiv__', '__rdivmod__', '__repr__',
+        '__rfloordiv__', '__rlshift__', '__rmod__', '__rmul__', '__ror__', '__rpow__',
+        '__rrshift__', '__rshift__', '__rsub__', '__rtruediv__', '__rxor__', '__setitem__',
+        '__setslice__', '__str__', '__sub__', '__truediv__', '__xor__', 'next', '__length_hint__',
+        '__enter__', '__exit__', '__next__', '__format__']),
+    exposed_prefix="exposed_",
+    allow_getattr=True,
+    allow_setattr=False,
+    allow_delattr=False,
+    include_local_traceback=True,
+    include_local_version=True,
+    instantiate_custom_exceptions=False,
+    import_custom_exceptions=False,
+    instantiate_oldstyle_exceptions=False,
+    propagate_SystemExit_locally=False,
+    propagate_KeyboardInterrupt_locally=True,
+    allow_pickle=False,
+    sync_request_timeout=30,
+)
+
+CLASSIC_CONFIG = dict(
+    allow_all_attrs=True, allow_pickle=True, allow_getattr=True, allow_setattr=True,
+    allow_delattr=True, allow_exposed_attrs=False, import_custom_exceptions=True,
+    instantiate_custom_exceptions=True, instantiate_oldstyle_exceptions=True,
+)
+
+
+def _hasattr_static(obj, name):
+    try:
+        import inspect
+        inspect.getattr_static(obj, name)
+        return True
+    except AttributeError:
+        return False
+    except Exception:
+        return False
+
+
+class Handlers:
+    """Mixin of Connection: self._config, self.objects, self._local_root, sync_request."""
+
+    def _check_attr(self, obj, name, perm):
+        config = self._config
+        if not config[perm]:
+            raise AttributeError(f"cannot access {name!r}")
+        prefix = config["allow_exposed_attrs"] and config["exposed_prefix"]
+        plain = config["allow_all_attrs"]
+        plain |= bool(config["allow_exposed_attrs"] and name.startswith(prefix))
+        plain |= bool(config["allow_safe_attrs"] and name in config["safe_attrs"])
+        plain |= bool(config["allow_public_attrs"] and not name.startswith("_"))
+        has_exposed = bool(prefix) and _hasattr_static(obj, prefix + name)
+        if plain and (not has_exposed or _hasattr_static(obj, name)):
+            return name
+        if has_exposed:
+            return prefix + name
+        if plain:
+            return name
+        raise AttributeError(f"cannot access {name!r}")
+
+    def _access_attr(self, obj, name, args, overrider, param, default):
+        if type(name) is bytes:
+            name = str(name, "utf8")
+        elif type(name) is not str:
+            raise TypeError("name must be a string")
+        accessor = getattr(type(obj), overrider, None)
+        if accessor is None:
+            accessor = default
+            name = self._check_attr(obj, name, param)
+        return accessor(obj, name, *args)
+
+    def _handle_ping(self, data):
+        return data
+
+    def _handle_close(self):
+        self._cleanup()
+
+    def _handle_getroot(self):
+        return self._local_root
+
+    def _handle_getattr(self, obj, name):
+        return self._access_attr(obj, name, (), "_rpyc_getattr", "allow_getattr", getattr)
+
+    def _handle_delattr(self, obj, name):
+        return self._access_attr(obj, name, (), "_rpyc_delattr", "allow_delattr", delattr)
+
+    def _handle_setattr(self, obj, name, value):
+        return self._access_attr(obj, name, (value,), "_rpyc_setattr", "allow_setattr", setattr)
+
+    def _handle_call(self, obj, args, kwargs=()):
+        return obj(*args, **dict(kwargs))
+
+    def _handle_callattr(self, obj, name, args, kwargs=()):
+        return self._handle_call(self._handle_getattr(obj, name), args, kwargs)
+
+    def _handle_repr(self, obj):
+        return repr(obj)
+
+    def _handle_str(self, obj):
+        return str(obj)
+
+    def _handle_cmp(self, obj, other, op="__cmp__"):
+        return self._access_attr(type(obj), op, (), "_rpyc_getattr", "allow_getattr", getattr)(obj, other)
+
+    def _handle_hash(self, obj):
+        return hash(obj)
+
+    def _handle_dir(self, obj):
+        return tuple(dir(obj))
+
+    def _handle_pickle(self, obj, proto):
+        if not self._config["allow_pickle"]:
+            raise ValueError("pickling is disabled")
+        return bytes(pickle.dumps(obj, proto))
+
+    def _handle_del(self, obj, count=1):
+        self.objects.decref(get_id_pack(obj), count)
+
+    def _handle_inspect(self, id_pack):
+        return get_methods(self.objects.get(tuple(id_pack)))
+
+    def _handle_buffiter(self, obj, count):
+        return tuple(itertools.islice(obj, count))
+
+    def _handle_oldslicing(self, obj, attempt, fallback, start, stop, args):
+        try:
+            return self._handle_getattr(obj, attempt)(slice(start, stop), *args)
+        except Exception:
+            if stop is None:
+                stop = sys.maxsize
+            return self._handle_getattr(obj, fallback)(start, stop, *args)
+
+    def _handle_ctxexit(self, obj, exc):
+        if exc:
+            typ, tb = type(exc), getattr(exc, "__traceback__", None)
+        else:
+            exc = typ = tb = None
+        return self._handle_getattr(obj, "__exit__")(typ, exc, tb)
+
+    def _handle_instancecheck(self, obj, other_id_pack):
+        other_id_pack = tuple(other_id_pack)
+        cls = builtin_classes.get(other_id_pack[0])
+        if cls is None:
+            cls = self._netref_classes.get((other_id_pack[0], other_id_pack[1], 0))
+        if cls is None:
+            return False
+        other = cls(self, other_id_pack)
+        _setattr = object.__setattr__
+        _setattr(other, "____refcount__", 0)  # a probe: never releases anything
+        return isinstance(other, obj)
+
+    HANDLERS = {
+        consts.HANDLE_PING: _handle_ping,
+        consts.HANDLE_CLOSE: _handle_close,
+        consts.HANDLE_GETROOT: _handle_getroot,
+        consts.HANDLE_GETATTR: _handle_getattr,
+        consts.HANDLE_DELATTR: _handle_delattr,
+        consts.HANDLE_SETATTR: _handle_setattr,
+        consts.HANDLE_CALL: _handle_call,
+        consts.HANDLE_CALLATTR: _handle_callattr,
+        consts.HANDLE_REPR: _handle_repr,
+        consts.HANDLE_STR: _handle_str,
+        consts.HANDLE_CMP: _handle_cmp,
+        consts.HANDLE_HASH: _handle_hash,
+        consts.HANDLE_DIR: _handle_dir,
+        consts.HANDLE_PICKLE: _handle_pickle,
+        consts.HANDLE_DEL: _handle_del,
+        consts.HANDLE_INSPECT: _handle_inspect,
+        consts.HANDLE_BUFFITER: _handle_buffiter,
+        consts.HANDLE_OLDSLICING: _handle_oldslicing,
+        consts.HANDLE_CTXEXIT: _handle_ctxexit,
+        consts.HANDLE_INSTANCECHECK: _handle_instancecheck,
+    }

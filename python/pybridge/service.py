@@ -1,0 +1,43 @@
+"""Services: pybridge.Service (rpyc.Service's semantics without rpyc) and loading the
+user's service from "module:Attr"."""
+import importlib
+
+
+class Service:
+    """Base class of a service served with `pybridge serve --service module:Attr`, when rpyc
+    is not importable in the worker (an rpyc.Service subclass is served unchanged).
+
+    Members named exposed_<name> are reachable as <name>; on_connect(conn) runs when a
+    client connects and on_disconnect(conn) when it leaves; conn.root is the client's
+    service."""
+
+    __slots__ = ()
+    exposed_prefix = "exposed_"
+
+    def on_connect(self, conn):
+        pass
+
+    def on_disconnect(self, conn):
+        pass
+
+    def _rpyc_getattr(self, name):
+        if not name.startswith(self.exposed_prefix):
+            name = self.exposed_prefix + name
+        return getattr(self, name)
+
+    def _rpyc_delattr(self, name):
+        raise AttributeError("access denied")
+
+    def _rpyc_setattr(self, name, value):
+        raise AttributeError("access denied")
+
+
+def load_service(spec):
+    """Imports module:Attr and returns a service instance (Attr is a class, or an instance)."""
+    if not spec or ":" not in spec:
+        raise ValueError(f"service {spec!r}: want module:Attr")
+    module_name, _, attr = spec.partition(":")
+    obj = importlib.import_module(module_name)
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    return obj() if isinstance(obj, type) else obj
