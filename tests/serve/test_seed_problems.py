@@ -126,9 +126,9 @@ def test_pydantic1_models():
                 other: 'NotYetDefined'
         """))
         Item = c.namespace["Item"]
-        item = Item(name="tea", tags=["hot"])
+        item = Item(name="tea", tags=("hot",))  # a tuple travels by value; a list would be a netref
         assert item.name == "tea"
-        assert c.modules.json.loads(item.json()) == {"name": "tea", "tags": ["hot"]}
+        assert item.json() == '{"name": "tea", "tags": ["hot"]}'
         assert c.namespace["Forward"].__name__ == "Forward"
         c.close()
 
@@ -162,7 +162,7 @@ def test_gc_churn_while_callbacks_cross(classic_server):
     bg = rpyc.BgServingThread(c)
     try:
         c.execute(CHURN)
-        errors = c.namespace["churn"](lambda i: i + 1, 4, 500)
+        errors = c.namespace["churn"](lambda i: i + 1, 4, 250)  # 1000 crossings
         assert list(errors) == []
         c.execute("churn = None; import gc; gc.collect()")
         deadline = time.monotonic() + 10
@@ -190,7 +190,7 @@ STDIO_CLIENT = textwrap.dedent("""
 def run_stdio_client(server_args):
     try:
         done = subprocess.run([sys.executable, "-c", STDIO_CLIENT, *server_args],
-                              capture_output=True, timeout=40)
+                              capture_output=True, timeout=15)
     except subprocess.TimeoutExpired:
         return "hang"
     return done.returncode

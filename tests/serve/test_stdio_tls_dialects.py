@@ -19,7 +19,8 @@ HOSTED_NOISE = (
 
 
 def test_stdio_mode_survives_fd_level_writes():
-    proc = subprocess.Popen(pybridge_args("--classic", "--mode", "stdio"),
+    # worker output is logged at level info, on stderr
+    proc = subprocess.Popen(pybridge_args("--classic", "--mode", "stdio", "--log-level", "info"),
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         c = rpyc.classic.connect_pipes(proc.stdout, proc.stdin)
