@@ -62,7 +62,7 @@ def get_methods(obj):
     class, its metaclass's routines and its own."""
     try:
         classes = list(reversed(_type_mro(type(obj))))
-        if isinstance(obj, type):
+        if issubclass(type(obj), type):  # isinstance() would read obj.__class__
             classes += list(reversed(_type_mro(obj)))
     except Exception:
         return ()

@@ -114,7 +114,7 @@ def _pack(o, w):
         else:
             w(b"\xc6" + _I(n))
         w(b)
-    elif t is ExtType:
+    elif t is ExtType or t.__name__ == "ExtType":  # ours, or msgpack's namedtuple
         _pack_ext(o[0], o[1], w)
     elif t is tuple or t is list:
         n = len(o)
