@@ -34,7 +34,7 @@ class BaseNetref:
 
     def __del__(self):
         try:
-            _conn(self).release(_getattribute(self, "____id_pack__"), _getattribute(self, "____refcount__"))
+            _conn(self).retire(self)
         except Exception:
             pass
 

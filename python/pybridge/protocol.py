@@ -46,7 +46,8 @@ class Connection(Handlers):
         self._config.update(config or {})
         self.objects = ObjectTable()
         self._proxies = weakref.WeakValueDictionary()
-        self._proxy_lock = threading.Lock()
+        # re-entrant: GC may run a proxy's __del__ (retire) in a thread holding it
+        self._proxy_lock = threading.RLock()
         self._netref_classes = {}
         self._seq = itertools.count(1)
         self._cond = threading.Condition()
@@ -244,22 +245,45 @@ class Connection(Handlers):
 
     def proxy_for(self, id_pack):
         """The proxy for a peer object, counting this reception. One lookup under the lock
-        yields a strong reference or nothing: GC cannot drop the entry in between."""
+        yields a live proxy or nothing: GC cannot drop the entry in between, and a proxy
+        whose __del__ has begun (CPython clears weakrefs only after __del__) is never
+        handed out again."""
         with self._proxy_lock:
-            proxy = self._proxies.get(id_pack)
+            proxy = self._live_proxy(id_pack)
             if proxy is not None:
-                _setattr(proxy, "____refcount__", _getattribute(proxy, "____refcount__") + 1)
                 return proxy
         cls = self._netref_class(id_pack)
         fresh = cls(self, id_pack)
         with self._proxy_lock:
-            proxy = self._proxies.get(id_pack)
+            proxy = self._live_proxy(id_pack)
             if proxy is not None:  # another thread made one meanwhile: count it there
-                _setattr(proxy, "____refcount__", _getattribute(proxy, "____refcount__") + 1)
                 _setattr(fresh, "____refcount__", 0)
                 return proxy
             self._proxies[id_pack] = fresh
         return fresh
+
+    def _live_proxy(self, id_pack):
+        proxy = self._proxies.get(id_pack)
+        if proxy is None:
+            return None
+        count = _getattribute(proxy, "____refcount__")
+        if count < 0:  # retired
+            return None
+        _setattr(proxy, "____refcount__", count + 1)
+        return proxy
+
+    def retire(self, proxy):
+        """A proxy's __del__: forget it and queue DEL with every reception it counted."""
+        with self._proxy_lock:
+            id_pack = _getattribute(proxy, "____id_pack__")
+            count = _getattribute(proxy, "____refcount__")
+            _setattr(proxy, "____refcount__", -1)
+            try:
+                if self._proxies.get(id_pack) is proxy:
+                    del self._proxies[id_pack]
+            except KeyError:
+                pass
+        self.release(id_pack, count)
 
     def _netref_class(self, id_pack):
         name_pack, class_id, instance_id = id_pack
