@@ -1,4 +1,3 @@
-//go:build pending
 
 package pyhost
 

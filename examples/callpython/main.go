@@ -1,4 +1,3 @@
-//go:build pending
 
 // Command callpython starts a Python worker with the python3 on PATH (nothing is
 // installed into it: the pybridge package travels inside this binary) and calls it
@@ -73,7 +72,11 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	dump, err := p.(*bridge.Ref).CallAttr(ctx, "model_dump")
+	dumped, err := p.(*bridge.Ref).CallAttr(ctx, "model_dump")
+	if err != nil {
+		log.Fatal(err)
+	}
+	dump, err := conn.Value(ctx, dumped.(*bridge.Ref)) // the dict, as a Go map
 	if err != nil {
 		log.Fatal(err)
 	}
