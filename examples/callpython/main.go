@@ -1,4 +1,3 @@
-
 // Command callpython starts a Python worker with the python3 on PATH (nothing is
 // installed into it: the pybridge package travels inside this binary) and calls it
 // from Go: a function of the standard library, a Pydantic model built from Go values,
