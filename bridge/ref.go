@@ -85,7 +85,9 @@ func (r *Ref) Conn() *Conn { return r.conn }
 
 func (r *Ref) String() string { return fmt.Sprintf("<bridge.Ref %v>", r.state.idPack[0]) }
 
-// Close releases the object at once; the Ref must not be used afterwards.
+// Close releases the object at once instead of when the GC finds the Ref unreachable.
+// Every holder of the same peer object shares one Ref: close it only when no goroutine
+// uses it any more.
 func (r *Ref) Close() error {
 	if r.state.released.Swap(true) {
 		return nil

@@ -1,0 +1,68 @@
+// Command classic-client calls an rpyc classic server (rpyc_classic, or
+// ThreadedServer(SlaveService), rpyc 5.x or 6.x) from Go.
+//
+//	go run ./examples/classic-client -addr 127.0.0.1:18812
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log"
+	"time"
+
+	"github.com/pybridge/pybridge/bridge"
+	"github.com/pybridge/pybridge/bridge/brine"
+)
+
+func main() {
+	addr := flag.String("addr", "127.0.0.1:18812", "rpyc classic server")
+	flag.Parse()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	conn, err := bridge.Dial(ctx, "tcp", *addr) // finds out 5.x or 6.x by itself
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer conn.Close()
+
+	math, err := conn.Import(ctx, "math")
+	if err != nil {
+		log.Fatal(err)
+	}
+	r, err := math.CallAttr(ctx, "sqrt", 2.0)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("math.sqrt(2) =", r)
+
+	v, err := conn.Eval(ctx, "sum(i * i for i in range(10))")
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("eval: sum(i * i for i in range(10)) =", v)
+
+	_, err = conn.Eval(ctx, "1 / 0")
+	var re *bridge.RemoteError
+	if !errors.As(err, &re) {
+		log.Fatalf("expected a ZeroDivisionError, got %v", err)
+	}
+	fmt.Printf("caught %s: %v\n--- remote traceback ---\n%s", re.Type, re.Args, re.Traceback)
+
+	builtins, err := conn.Import(ctx, "builtins")
+	if err != nil {
+		log.Fatal(err)
+	}
+	key := func(x int64) int64 { return -x } // Python calls this Go func
+	sorted, err := builtins.CallAttr(ctx, "sorted", brine.Tuple{int64(3), int64(1), int64(2)}, bridge.Kwargs{"key": key})
+	if err != nil {
+		log.Fatal(err)
+	}
+	var out []any
+	if err := sorted.(*bridge.Ref).Iter(ctx, func(v any) bool { out = append(out, v); return true }); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("sorted([3, 1, 2], key=<Go func>) =", out)
+}
