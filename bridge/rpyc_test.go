@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"math/big"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -46,13 +47,26 @@ func startRpyc(t *testing.T, venv string) string {
 		line, _ := bufio.NewReader(out).ReadString('\n')
 		port <- strings.TrimSpace(line)
 	}()
+	var addr string
 	select {
 	case p := <-port:
-		return "127.0.0.1:" + p
+		addr = "127.0.0.1:" + p
 	case <-time.After(30 * time.Second):
 		t.Fatal("rpyc server did not start")
 	}
-	return ""
+	// ThreadedServer binds in __init__ but listens only in start(): wait for it
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+			return addr
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("rpyc server at %s: %v", addr, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 func forEachRpyc(t *testing.T, f func(t *testing.T, ctx context.Context, conn *bridge.Conn)) {
