@@ -30,7 +30,7 @@ func venvPython(t testing.TB, venv string) string {
 }
 
 // startRpyc runs rpyc's own classic server from a venv and returns its address.
-func startRpyc(t *testing.T, venv string) string {
+func startRpyc(t testing.TB, venv string) string {
 	t.Helper()
 	cmd := exec.Command(venvPython(t, venv), "testdata/rpyc_server.py")
 	out, err := cmd.StdoutPipe()

@@ -2,8 +2,10 @@ package pyhost
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -120,4 +122,34 @@ func BenchmarkRoundTripFrames(b *testing.B) {
 		lat.add(time.Since(t0))
 	}
 	lat.report(b)
+}
+
+// BenchmarkCallPython is a Go→Python call through the real embedded worker: a method
+// call on a held Ref (math.sqrt), compared with BenchmarkRoundTripJSONLines.
+func BenchmarkCallPython(b *testing.B) {
+	python, _ := filepath.Abs("../.venv/rpyc6/bin/python")
+	ctx := context.Background()
+	h, err := Start(ctx, Config{Python: python, PingInterval: -1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer h.Close()
+	conn, err := h.Connect(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	math, err := conn.Import(ctx, "math")
+	if err != nil {
+		b.Fatal(err)
+	}
+	var l latencies
+	for b.Loop() {
+		t0 := time.Now()
+		if _, err := math.CallAttr(ctx, "sqrt", 2.0); err != nil {
+			b.Fatal(err)
+		}
+		l.add(time.Since(t0))
+	}
+	l.report(b)
 }
