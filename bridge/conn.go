@@ -89,11 +89,13 @@ func (c *Conn) readLoop() {
 			delete(c.pending, m.Seq)
 			ignored := c.ignored[m.Seq]
 			delete(c.ignored, m.Seq)
-			c.mu.Unlock()
-			switch {
-			case ch != nil:
+			if ch != nil {
+				// under the lock (the buffer holds the one reply): a waiter giving up
+				// either still finds its seq pending or finds the reply in ch
 				ch <- m
-			case ignored && m.Type == wire.MsgReply:
+			}
+			c.mu.Unlock()
+			if ch == nil && ignored && m.Type == wire.MsgReply {
 				go c.releaseIn(m.Body)
 			}
 		}
@@ -148,27 +150,63 @@ func (c *Conn) send(t wire.MsgType, seq int64, body any) error {
 // *Ref, or the peer's exception as a *RemoteError. When ctx ends first it returns
 // ctx.Err(); the peer still runs the request, and whatever it returns is released.
 func (c *Conn) Request(ctx context.Context, h wire.Handler, args ...any) (any, error) {
+	return c.Async(h, args...).Wait(ctx)
+}
+
+// AsyncResult is a request in flight (rpyc's AsyncResult): Wait for its reply.
+type AsyncResult struct {
+	conn *Conn
+	h    wire.Handler
+	seq  int64
+	ch   chan wire.Message
+	err  error
+}
+
+// Async sends a request and returns at once; Wait collects the reply. A result nobody
+// waits for keeps what the reply holds until the connection ends: use AsyncRequest to
+// fire and forget.
+func (c *Conn) Async(h wire.Handler, args ...any) *AsyncResult {
+	a := &AsyncResult{conn: c, h: h}
 	boxed, err := c.box(brine.Tuple(args))
 	if err != nil {
-		return nil, err
+		a.err = err
+		return a
 	}
-	seq := c.seq.Add(1)
-	ch := make(chan wire.Message, 1)
+	a.seq = c.seq.Add(1)
+	a.ch = make(chan wire.Message, 1)
 	c.mu.Lock()
-	c.pending[seq] = ch
+	c.pending[a.seq] = a.ch
 	c.mu.Unlock()
-	if err := c.send(wire.MsgRequest, seq, brine.Tuple{int64(h), boxed}); err != nil {
-		c.abandon(seq)
-		return nil, fmt.Errorf("send %v: %w", h, err)
+	if err := c.send(wire.MsgRequest, a.seq, brine.Tuple{int64(h), boxed}); err != nil {
+		c.abandon(a.seq)
+		a.err = fmt.Errorf("send %v: %w", h, err)
 	}
+	return a
+}
+
+// Wait waits for the reply. When ctx ends first it returns ctx.Err() and the reply,
+// whenever it comes, is released. Wait may be called once.
+func (a *AsyncResult) Wait(ctx context.Context) (any, error) {
+	if a.err != nil {
+		return nil, a.err
+	}
+	c := a.conn
 	select {
-	case m := <-ch:
+	case m := <-a.ch:
 		if m.Type == wire.MsgException {
 			return nil, loadException(m.Body)
 		}
 		return c.unbox(m.Body)
 	case <-ctx.Done():
-		c.abandon(seq)
+		c.abandon(a.seq)
+		// the reply may have arrived while we gave up: release what it holds
+		select {
+		case m := <-a.ch:
+			if m.Type == wire.MsgReply {
+				go c.releaseIn(m.Body)
+			}
+		default:
+		}
 		return nil, ctx.Err()
 	case <-c.done:
 		return nil, c.err

@@ -3,7 +3,9 @@ package bridge
 import (
 	"context"
 	"fmt"
+	"maps"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"weak"
@@ -127,8 +129,9 @@ func splitArgs(args []any) (brine.Tuple, brine.Tuple) {
 	if n := len(args); n > 0 {
 		if k, ok := args[n-1].(Kwargs); ok {
 			args = args[:n-1]
-			for name, v := range k {
-				kw = append(kw, brine.Tuple{name, v})
+			// sorted, so the peer sees the same keyword order on every call
+			for _, name := range slices.Sorted(maps.Keys(k)) {
+				kw = append(kw, brine.Tuple{name, k[name]})
 			}
 		}
 	}

@@ -1,0 +1,292 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"io"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pybridge/pybridge/bridge/brine"
+	"github.com/pybridge/pybridge/bridge/wire"
+)
+
+// memStream is one end of an in-memory MessageStream pair. tap, if set, sees every
+// message this end writes.
+type memStream struct {
+	in, out   chan wire.Message
+	done      chan struct{}
+	peerDone  chan struct{}
+	closeOnce *sync.Once
+	tap       func(wire.Message)
+}
+
+func memPair() (*memStream, *memStream) {
+	ab, ba := make(chan wire.Message, 4096), make(chan wire.Message, 4096)
+	done := make(chan struct{})
+	once := &sync.Once{}
+	return &memStream{in: ba, out: ab, done: done, closeOnce: once},
+		&memStream{in: ab, out: ba, done: done, closeOnce: once}
+}
+
+func (s *memStream) ReadMessage() (wire.Message, error) {
+	select {
+	case m := <-s.in:
+		return m, nil
+	case <-s.done:
+		return wire.Message{}, io.EOF
+	}
+}
+
+func (s *memStream) WriteMessage(m wire.Message) error {
+	if s.tap != nil {
+		s.tap(m)
+	}
+	select {
+	case s.out <- m:
+		return nil
+	case <-s.done:
+		return io.ErrClosedPipe
+	}
+}
+
+func (s *memStream) Close() error { s.closeOnce.Do(func() { close(s.done) }); return nil }
+
+func testCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// Two Go peers: each serves the Go values it hands the other.
+func connPair(t *testing.T, rootA any) (a, b *Conn, sa, sb *memStream) {
+	sa, sb = memPair()
+	a = NewConn(sa, Config{Root: rootA})
+	b = NewConn(sb, Config{})
+	t.Cleanup(func() { a.Close(); b.Close(); <-a.Done(); <-b.Done() })
+	return a, b, sa, sb
+}
+
+// A Go func handed to the peer calls back into it, which calls back again: every
+// incoming request runs on its own goroutine, so nesting does not deadlock.
+func TestNestedCallsReenter(t *testing.T) {
+	ctx := testCtx(t)
+	var pingPong func(args ...any) (any, error)
+	pingPong = func(args ...any) (any, error) {
+		n := args[0].(int64)
+		other := args[1].(*Ref)
+		if n == 0 {
+			return "bottom", nil
+		}
+		// hand our own func along: the other side calls us back one level deeper
+		return other.Call(ctx, n-1, pingPong)
+	}
+	_, b, _, _ := connPair(t, pingPong)
+	root, err := b.Root(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := root.Call(ctx, int64(9), pingPong)
+	if err != nil || got != "bottom" {
+		t.Fatalf("nested calls = %v, %v", got, err)
+	}
+}
+
+type valueErr struct{}
+
+func (valueErr) Error() string                { return "bad value" }
+func (valueErr) PythonType() (string, string) { return "builtins", "ValueError" }
+
+// A Go panic or a request Go does not serve becomes the peer's exception; the
+// connection goes on.
+func TestPanicsAndUnknownHandlersBecomeExceptions(t *testing.T) {
+	ctx := testCtx(t)
+	root := func(args ...any) (any, error) {
+		switch args[0] {
+		case "panic":
+			panic("boom")
+		case "typed":
+			return nil, valueErr{}
+		}
+		return "ok", nil
+	}
+	_, b, _, _ := connPair(t, root)
+	r, err := b.Root(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var re *RemoteError
+	_, err = r.Call(ctx, "panic")
+	if !errors.As(err, &re) || re.Type != "RuntimeError" || !strings.Contains(re.Error(), "boom") {
+		t.Errorf("panic: %v", err)
+	}
+	_, err = r.Call(ctx, "typed")
+	if !errors.As(err, &re) || re.Type != "ValueError" {
+		t.Errorf("typed error: %v", err)
+	}
+	_, err = b.Request(ctx, wire.HandlePickle, r, int64(2))
+	if !errors.As(err, &re) || !strings.Contains(re.Error(), "PICKLE") {
+		t.Errorf("unknown handler: %v", err)
+	}
+	_, err = b.Request(ctx, wire.Handler(99))
+	if !errors.As(err, &re) {
+		t.Errorf("handler 99: %v", err)
+	}
+	if v, err := r.Call(ctx, "x"); err != nil || v != "ok" {
+		t.Errorf("after the failures: %v, %v", v, err)
+	}
+	if err := b.Ping(ctx); err != nil {
+		t.Error(err)
+	}
+}
+
+// A caller that gives up gets ctx.Err(); the late reply's object is released (DEL 1).
+func TestCancelledRequestReleasesLateReply(t *testing.T) {
+	sa, sb := memPair()
+	conn := NewConn(sa, Config{})
+	t.Cleanup(func() { conn.Close(); <-conn.Done() })
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { _, err := conn.Request(ctx, wire.HandleGetRoot); errc <- err }()
+	req, err := sb.ReadMessage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Request after cancel: %v", err)
+	}
+	idPack := brine.Tuple{"builtins.dict", int64(10), int64(20)}
+	sb.WriteMessage(wire.Message{Type: wire.MsgReply, Seq: req.Seq,
+		Body: brine.Tuple{int64(wire.LabelRemoteRef), idPack}})
+	del, err := sb.ReadMessage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := brine.Tuple{int64(wire.HandleDel), brine.Tuple{int64(wire.LabelTuple), brine.Tuple{
+		brine.Tuple{int64(wire.LabelLocalRef), idPack}, brine.Tuple{int64(wire.LabelValue), int64(1)}}}}
+	if del.Type != wire.MsgRequest || !deepEqual(del.Body, want) {
+		t.Fatalf("after the late reply: %+v, want DEL %v", del, want)
+	}
+}
+
+// Async requests are awaitable; StopIteration arrives as ErrStopIteration.
+func TestAsyncAndStopIteration(t *testing.T) {
+	sa, sb := memPair()
+	conn := NewConn(sa, Config{})
+	t.Cleanup(func() { conn.Close(); <-conn.Done() })
+	ctx := testCtx(t)
+	a1 := conn.Async(wire.HandlePing, "one")
+	a2 := conn.Async(wire.HandlePing, "two")
+	m1, _ := sb.ReadMessage()
+	m2, _ := sb.ReadMessage()
+	// answered out of order: replies are routed by seq
+	sb.WriteMessage(wire.Message{Type: wire.MsgException, Seq: m2.Seq, Body: int64(1)})
+	sb.WriteMessage(wire.Message{Type: wire.MsgReply, Seq: m1.Seq, Body: brine.Tuple{int64(wire.LabelValue), "one"}})
+	if v, err := a1.Wait(ctx); err != nil || v != "one" {
+		t.Errorf("a1 = %v, %v", v, err)
+	}
+	if _, err := a2.Wait(ctx); err != ErrStopIteration {
+		t.Errorf("a2: %v, want StopIteration", err)
+	}
+}
+
+// Refs received from many goroutines while the GC runs: the DEL counts Go sends add
+// up exactly to the number of times the peer sent the object, and the peer's table
+// of objects held for us empties.
+func TestRefCacheDelBalanceUnderGCChurn(t *testing.T) {
+	ctx := testCtx(t)
+	shared := &struct{ x int }{}
+	var sentRefs, delTotal atomic.Int64
+	root := func(args ...any) (any, error) { return shared, nil }
+	a, b, sa, sb := connPair(t, root)
+	// a boxes shared as REMOTE_REF each time; b answers with DEL(count)
+	sa.tap = func(m wire.Message) {
+		if m.Type == wire.MsgReply {
+			if t, ok := m.Body.(brine.Tuple); ok && t[0] == int64(wire.LabelRemoteRef) && t[1].(brine.Tuple)[0] == "builtins.object" {
+				sentRefs.Add(1)
+			}
+		}
+	}
+	sb.tap = func(m wire.Message) {
+		if m.Type == wire.MsgRequest {
+			body := m.Body.(brine.Tuple)
+			if body[0] == int64(wire.HandleDel) {
+				args := body[1].(brine.Tuple)[1].(brine.Tuple)
+				if args[0].(brine.Tuple)[1].(brine.Tuple)[0] == "builtins.object" {
+					delTotal.Add(args[1].(brine.Tuple)[1].(int64))
+				}
+			}
+		}
+	}
+	r, err := b.Root(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	var gcs sync.WaitGroup
+	gcs.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				runtime.GC()
+			}
+		}
+	})
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Go(func() {
+			for i := 0; i < 200; i++ {
+				v, err := r.Call(ctx)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if i%7 == 0 {
+					v.(*Ref).Close()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(stop)
+	gcs.Wait()
+	baseline := int64(1) // the root func b keeps
+	for a.objects.len() != int(baseline) || delTotal.Load() != sentRefs.Load() {
+		if ctx.Err() != nil {
+			t.Fatalf("a holds %d objects (want %d); sent %d refs, got DEL totals %d",
+				a.objects.len(), baseline, sentRefs.Load(), delTotal.Load())
+		}
+		runtime.GC()
+		time.Sleep(5 * time.Millisecond)
+	}
+	if sentRefs.Load() != 1600 {
+		t.Errorf("sent %d refs, want 1600", sentRefs.Load())
+	}
+}
+
+func deepEqual(a, b any) bool {
+	ta, ok1 := a.(brine.Tuple)
+	tb, ok2 := b.(brine.Tuple)
+	if ok1 != ok2 {
+		return false
+	}
+	if !ok1 {
+		return a == b
+	}
+	if len(ta) != len(tb) {
+		return false
+	}
+	for i := range ta {
+		if !deepEqual(ta[i], tb[i]) {
+			return false
+		}
+	}
+	return true
+}
