@@ -358,12 +358,14 @@ func (c *Conn) handle(body any) (result any, err error) {
 	case wire.HandleRepr, wire.HandleStr:
 		return goRepr(arg(0)), nil
 	case wire.HandleHash:
-		return int64(reflect.ValueOf(arg(0)).Pointer() & 0x7fffffff), nil
+		// the object's instance id is stable while the peer holds it, for any Go value
+		return c.objects.idOf(req[1])
+
 	case wire.HandleDir:
 		return brine.Tuple{"__call__"}, nil
 	case wire.HandleCmp:
 		op, _ := arg(2).(string)
-		same := reflect.ValueOf(arg(0)).Pointer() == reflect.ValueOf(arg(1)).Pointer()
+		same := sameGoValue(arg(0), arg(1))
 		switch op {
 		case "__eq__":
 			return same, nil
@@ -393,6 +395,23 @@ func (c *Conn) handleDel(boxed any) error {
 		}
 	}
 	return &ProtocolError{Msg: "malformed DEL"}
+}
+
+// sameGoValue is identity for what Go cannot compare (funcs, maps, slices) and ==
+// for the rest.
+func sameGoValue(a, b any) bool {
+	if _, ok := comparableKey(a); ok {
+		if _, ok := comparableKey(b); ok {
+			return a == b
+		}
+		return false
+	}
+	va, vb := reflect.ValueOf(a), reflect.ValueOf(b)
+	switch va.Kind() {
+	case reflect.Func, reflect.Map, reflect.Slice, reflect.Pointer, reflect.Chan, reflect.UnsafePointer:
+		return vb.Kind() == va.Kind() && va.Type() == vb.Type() && va.Pointer() == vb.Pointer()
+	}
+	return false
 }
 
 func goRepr(v any) string { return fmt.Sprintf("<Go %T>", v) }

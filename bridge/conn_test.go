@@ -111,6 +111,8 @@ func TestPanicsAndUnknownHandlersBecomeExceptions(t *testing.T) {
 			panic("boom")
 		case "typed":
 			return nil, valueErr{}
+		case "struct":
+			return struct{ X, Y int }{1, 2}, nil
 		}
 		return "ok", nil
 	}
@@ -135,6 +137,19 @@ func TestPanicsAndUnknownHandlersBecomeExceptions(t *testing.T) {
 	_, err = b.Request(ctx, wire.Handler(99))
 	if !errors.As(err, &re) {
 		t.Errorf("handler 99: %v", err)
+	}
+	// HASH and CMP on Go values that are neither pointers nor funcs
+	bf, err := r.Call(ctx, "struct")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h1, err1 := b.Request(ctx, wire.HandleHash, bf)
+	h2, err2 := b.Request(ctx, wire.HandleHash, bf)
+	if err1 != nil || err2 != nil || h1 != h2 {
+		t.Errorf("hash of a struct value: %v %v, %v %v", h1, err1, h2, err2)
+	}
+	if eq, err := b.Request(ctx, wire.HandleCmp, bf, bf, "__eq__"); err != nil || eq != true {
+		t.Errorf("struct value == itself: %v, %v", eq, err)
 	}
 	if v, err := r.Call(ctx, "x"); err != nil || v != "ok" {
 		t.Errorf("after the failures: %v, %v", v, err)

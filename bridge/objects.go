@@ -117,3 +117,16 @@ func comparableKey(v any) (key any, ok bool) {
 	m[v] = struct{}{} // panics for uncomparable values (funcs, slices, maps)
 	return v, true
 }
+
+// idOf reads the instance id out of a request's boxed arguments, whose first item is
+// the Go object (LOCAL_REF to us).
+func (t *objectTable) idOf(boxedArgs any) (int64, error) {
+	if b, ok := boxedArgs.(brine.Tuple); ok && len(b) == 2 {
+		if items, ok := b[1].(brine.Tuple); ok && len(items) > 0 {
+			if ref, ok := items[0].(brine.Tuple); ok && len(ref) == 2 {
+				return instanceID(ref[1])
+			}
+		}
+	}
+	return 0, &ProtocolError{Msg: "request without an object"}
+}
