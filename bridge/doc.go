@@ -5,7 +5,10 @@
 // (package pyhost). It sends requests (Ref.Attr, Ref.Call, Conn.Eval, …) and, at the
 // same time, serves the peer's requests on the Go values it handed over: a Go func
 // passed as an argument becomes a Python callable. Each incoming request is served on
-// its own goroutine, so calls nest and re-enter freely.
+// its own goroutine, so calls nest and re-enter freely. Requests are synchronous with a
+// context (Request, and the Ref methods), awaitable (Async, then AsyncResult.Wait), or
+// fire-and-forget (AsyncRequest; DEL always is): a reply nobody waits for any more is
+// released, never leaked.
 //
 // Values follow RPyC's rule: immutable values (package brine's value model) travel by
 // value, everything else by reference. A reference to a Python object is a *Ref. Refs
