@@ -86,8 +86,14 @@ type PythonError interface {
 	PythonType() (module, name string)
 }
 
-// dumpException turns a Go error into a vinegar tuple rpyc rebuilds.
-func dumpException(err error, traceback string) any {
+// goTraceback lets an error carry the text the peer shows as its remote traceback
+// (a Go panic carries its stack).
+type goTraceback interface{ GoTraceback() string }
+
+// dumpException turns a Go error into a vinegar tuple rpyc rebuilds: the Python type
+// the error names (PythonError), a RemoteError's own type when a peer's exception
+// passes back through Go, or RuntimeError; the remote traceback names the Go error.
+func dumpException(err error) any {
 	if errors.Is(err, ErrStopIteration) {
 		return int64(1)
 	}
@@ -100,6 +106,16 @@ func dumpException(err error, traceback string) any {
 	case errors.As(err, &re):
 		module, name = re.Module, re.Type
 	}
+	var tb strings.Builder
+	if re != nil && re.Traceback != "" {
+		tb.WriteString(re.Traceback)
+		tb.WriteString("\n")
+	}
+	fmt.Fprintf(&tb, "Go error (%T): %v\n", err, err)
+	var gt goTraceback
+	if errors.As(err, &gt) {
+		tb.WriteString(gt.GoTraceback())
+	}
 	return brine.Tuple{brine.Tuple{module, name}, brine.Tuple{err.Error()},
-		brine.Tuple{brine.Tuple{"_remote_version", "pybridge-go"}}, traceback}
+		brine.Tuple{brine.Tuple{"_remote_version", "pybridge-go"}}, tb.String()}
 }

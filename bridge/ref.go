@@ -2,7 +2,9 @@ package bridge
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"iter"
 	"maps"
 	"runtime"
 	"slices"
@@ -66,15 +68,16 @@ func (c *Conn) refFor(idPack any) (*Ref, error) {
 	return r, nil
 }
 
-// dropRef runs when a Ref is unreachable (or closed): send DEL with what is left.
+// dropRef runs when a Ref is unreachable: send DEL with what is left.
 func (c *Conn) dropRef(s *refState, wp weak.Pointer[Ref]) {
 	c.refs.mu.Lock()
 	if cur, ok := c.refs.m[s.key]; ok && cur == wp {
 		delete(c.refs.m, s.key)
 	}
-	c.refs.mu.Unlock()
 	s.released.Store(true)
-	if n := s.count.Swap(0); n > 0 {
+	n := s.count.Swap(0)
+	c.refs.mu.Unlock()
+	if n > 0 {
 		c.sendDel(s.idPack, n)
 	}
 }
@@ -89,12 +92,18 @@ func (r *Ref) String() string { return fmt.Sprintf("<bridge.Ref %v>", r.state.id
 
 // Close releases the object at once instead of when the GC finds the Ref unreachable.
 // Every holder of the same peer object shares one Ref: close it only when no goroutine
-// uses it any more.
+// uses it any more. A later reception of the object makes a new Ref.
 func (r *Ref) Close() error {
+	rc := &r.conn.refs
+	// under the cache lock, so no lookup can count a reception into a Ref being closed
+	rc.mu.Lock()
 	if r.state.released.Swap(true) {
+		rc.mu.Unlock()
 		return nil
 	}
-	if n := r.state.count.Swap(0); n > 0 {
+	n := r.state.count.Swap(0)
+	rc.mu.Unlock()
+	if n > 0 {
 		r.conn.sendDel(r.state.idPack, n)
 	}
 	return nil
@@ -142,6 +151,13 @@ func splitArgs(args []any) (brine.Tuple, brine.Tuple) {
 func (r *Ref) Call(ctx context.Context, args ...any) (any, error) {
 	pos, kw := splitArgs(args)
 	return r.request(ctx, wire.HandleCall, pos, kw)
+}
+
+// CallAsync starts obj(*args, **kwargs) and returns at once (rpyc's async_): Wait
+// collects the result.
+func (r *Ref) CallAsync(args ...any) *AsyncResult {
+	pos, kw := splitArgs(args)
+	return r.conn.Async(wire.HandleCall, r, pos, kw)
 }
 
 // CallAttr calls a method: obj.name(*args, **kwargs).
@@ -202,28 +218,35 @@ func (r *Ref) SetItem(ctx context.Context, key, value any) error {
 	return err
 }
 
-// Iter iterates over the object: yield is called with each item until it returns false,
-// the iterator ends, or an error occurs.
-func (r *Ref) Iter(ctx context.Context, yield func(any) bool) error {
-	it, err := r.CallAttr(ctx, "__iter__")
-	if err != nil {
-		return err
-	}
-	iter, ok := it.(*Ref)
-	if !ok {
-		return fmt.Errorf("bridge: __iter__ returned %T", it)
-	}
-	defer iter.Close()
-	for {
-		v, err := iter.CallAttr(ctx, "__next__")
-		if err == ErrStopIteration {
-			return nil
-		}
+// Iter iterates over the object (iter(obj), then next() until StopIteration):
+//
+//	for item, err := range ref.Iter(ctx) { ... }
+//
+// An error ends the iteration after it is yielded; breaking out early releases the
+// peer's iterator.
+func (r *Ref) Iter(ctx context.Context) iter.Seq2[any, error] {
+	return func(yield func(any, error) bool) {
+		it, err := r.CallAttr(ctx, "__iter__")
 		if err != nil {
-			return err
+			yield(nil, err)
+			return
 		}
-		if !yield(v) {
-			return nil
+		itRef, ok := it.(*Ref)
+		if !ok {
+			yield(nil, &ProtocolError{Msg: fmt.Sprintf("__iter__ returned %T, not an object", it)})
+			return
+		}
+		if itRef != r { // an iterator's __iter__ returns itself: the caller's Ref
+			defer itRef.Close()
+		}
+		for {
+			v, err := itRef.CallAttr(ctx, "__next__")
+			if errors.Is(err, ErrStopIteration) {
+				return
+			}
+			if !yield(v, err) || err != nil {
+				return
+			}
 		}
 	}
 }

@@ -125,8 +125,11 @@ func TestAgainstRealRpycServers(t *testing.T) {
 			t.Fatal(err)
 		}
 		var got []any
-		if err := sorted.(*bridge.Ref).Iter(ctx, func(v any) bool { got = append(got, v); return true }); err != nil {
-			t.Fatal(err)
+		for v, err := range sorted.(*bridge.Ref).Iter(ctx) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, v)
 		}
 		if len(got) != 3 || got[0] != int64(3) || got[2] != int64(1) {
 			t.Errorf("sorted with a Go key = %v", got)

@@ -61,8 +61,11 @@ func main() {
 		log.Fatal(err)
 	}
 	var out []any
-	if err := sorted.(*bridge.Ref).Iter(ctx, func(v any) bool { out = append(out, v); return true }); err != nil {
-		log.Fatal(err)
+	for v, err := range sorted.(*bridge.Ref).Iter(ctx) {
+		if err != nil {
+			log.Fatal(err)
+		}
+		out = append(out, v)
 	}
 	fmt.Println("sorted([3, 1, 2], key=<Go func>) =", out)
 }
