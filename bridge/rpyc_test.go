@@ -31,36 +31,59 @@ func venvPython(t testing.TB, venv string) string {
 
 // startRpyc runs rpyc's own classic server from a venv and returns its address.
 func startRpyc(t testing.TB, venv string) string {
+	_, addr := startRpycServer(t, venv, "classic", "")
+	return addr
+}
+
+// startRpycServer runs testdata/rpyc_server.py (mode "classic" or "service") on a free
+// loopback port, or on the Unix socket unixPath, and returns where it listens. The
+// server is killed when the test ends.
+func startRpycServer(t testing.TB, venv, mode, unixPath string) (network, addr string) {
 	t.Helper()
-	cmd := exec.Command(venvPython(t, venv), "testdata/rpyc_server.py")
+	args := []string{"testdata/rpyc_server.py", mode}
+	network = "tcp"
+	if unixPath != "" {
+		args, network = append(args, unixPath), "unix"
+	}
+	cmd := exec.Command(venvPython(t, venv), args...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd.Stderr = os.Stderr
+	// the probe's wrong-layout PING makes rpyc print a traceback: show it only on failure
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("rpyc server (%s %s) stderr:\n%s", venv, mode, stderr.String())
+		}
+	})
 	port := make(chan string, 1)
 	go func() {
 		line, _ := bufio.NewReader(out).ReadString('\n')
 		port <- strings.TrimSpace(line)
 	}()
-	var addr string
 	select {
 	case p := <-port:
-		addr = "127.0.0.1:" + p
+		addr = p
+		if network == "tcp" {
+			addr = "127.0.0.1:" + p
+		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("rpyc server did not start")
 	}
 	// ThreadedServer binds in __init__ but listens only in start(): wait for it
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		c, err := net.Dial("tcp", addr)
+		c, err := net.DialTimeout(network, addr, time.Second)
 		if err == nil {
 			c.Close()
-			return addr
+			return network, addr
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("rpyc server at %s: %v", addr, err)
