@@ -76,21 +76,49 @@ func TestEveryHandlerFromGo(t *testing.T) {
 	})
 }
 
-// A round trip (a method call on a held Ref) against rpyc's own server.
-func BenchmarkRoundTripRpyc6(b *testing.B) {
-	ctx := context.Background()
-	conn, err := bridge.Dial(ctx, "tcp", startRpyc(b, "rpyc6"), bridge.WithDialect(wire.Dialect6))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer conn.Close()
-	math, err := conn.Import(ctx, "math")
-	if err != nil {
-		b.Fatal(err)
-	}
-	for b.Loop() {
-		if _, err := math.CallAttr(ctx, "sqrt", 2.0); err != nil {
+// Round trips against rpyc's own classic server, each dialect named: GETATTR of a
+// value (math.pi), CALLATTR on a held Ref (math.sqrt(2)), and CALL of a Python function
+// that calls a Go func back (two round trips, one each way).
+func BenchmarkRoundTrip(b *testing.B) {
+	for _, v := range []struct {
+		venv    string
+		dialect wire.Dialect
+	}{{"rpyc5", wire.Dialect5}, {"rpyc6", wire.Dialect6}} {
+		ctx := context.Background()
+		conn, err := bridge.Dial(ctx, "tcp", startRpyc(b, v.venv), bridge.WithDialect(v.dialect))
+		if err != nil {
 			b.Fatal(err)
 		}
+		defer conn.Close()
+		math, err := conn.Import(ctx, "math")
+		if err != nil {
+			b.Fatal(err)
+		}
+		apply, err := conn.Eval(ctx, "lambda f, x: f(x)")
+		if err != nil {
+			b.Fatal(err)
+		}
+		double := func(x int64) int64 { return 2 * x }
+		b.Run(v.venv+"/getattr", func(b *testing.B) {
+			for b.Loop() {
+				if _, err := math.Attr(ctx, "pi"); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(v.venv+"/callattr", func(b *testing.B) {
+			for b.Loop() {
+				if _, err := math.CallAttr(ctx, "sqrt", 2.0); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(v.venv+"/call-with-go-callback", func(b *testing.B) {
+			for b.Loop() {
+				if r, err := apply.(*bridge.Ref).Call(ctx, double, int64(21)); err != nil || r != int64(42) {
+					b.Fatal(r, err)
+				}
+			}
+		})
 	}
 }
