@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"math/big"
 	"net"
 	"os"
@@ -21,12 +22,17 @@ import (
 )
 
 func venvPython(t testing.TB, venv string) string {
-	_, file, _, _ := runtime.Caller(0)
-	p := filepath.Join(filepath.Dir(file), "..", ".venv", venv, "bin", "python")
+	p := venvPath(venv)
 	if _, err := os.Stat(p); err != nil {
 		t.Fatalf("%s: run `make setup` first: %v", p, err)
 	}
 	return p
+}
+
+// venvPath is the interpreter of one of the repository's venvs (built by make setup).
+func venvPath(venv string) string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", ".venv", venv, "bin", "python")
 }
 
 // startRpyc runs rpyc's own classic server from a venv and returns its address.
@@ -40,29 +46,48 @@ func startRpyc(t testing.TB, venv string) string {
 // server is killed when the test ends.
 func startRpycServer(t testing.TB, venv, mode, unixPath string) (network, addr string) {
 	t.Helper()
-	args := []string{"testdata/rpyc_server.py", mode}
-	network = "tcp"
-	if unixPath != "" {
-		args, network = append(args, unixPath), "unix"
-	}
-	cmd := exec.Command(venvPython(t, venv), args...)
-	out, err := cmd.StdoutPipe()
+	python := venvPython(t, venv)
+	s, err := launchRpyc(python, mode, unixPath)
+	t.Cleanup(func() {
+		if s == nil {
+			return
+		}
+		s.stop()
+		if t.Failed() {
+			t.Logf("rpyc server (%s %s) stderr:\n%s", venv, mode, s.stderr.String())
+		}
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	// the probe's wrong-layout PING makes rpyc print a traceback: show it only on failure
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+	return s.network, s.addr
+}
+
+type rpycServer struct {
+	cmd           *exec.Cmd
+	network, addr string
+	stderr        bytes.Buffer // the probe's wrong-layout PING makes rpyc print a traceback
+}
+
+func (s *rpycServer) stop() { s.cmd.Process.Kill(); s.cmd.Wait() }
+
+// launchRpyc starts the server and waits (30 s at most) until it accepts connections.
+// On error the returned server, if any, still needs stop.
+func launchRpyc(python, mode, unixPath string) (*rpycServer, error) {
+	args := []string{"testdata/rpyc_server.py", mode}
+	s := &rpycServer{network: "tcp"}
+	if unixPath != "" {
+		args, s.network = append(args, unixPath), "unix"
 	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("rpyc server (%s %s) stderr:\n%s", venv, mode, stderr.String())
-		}
-	})
+	s.cmd = exec.Command(python, args...)
+	s.cmd.Stderr = &s.stderr
+	out, err := s.cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := s.cmd.Start(); err != nil {
+		return nil, err
+	}
 	port := make(chan string, 1)
 	go func() {
 		line, _ := bufio.NewReader(out).ReadString('\n')
@@ -70,23 +95,26 @@ func startRpycServer(t testing.TB, venv, mode, unixPath string) (network, addr s
 	}()
 	select {
 	case p := <-port:
-		addr = p
-		if network == "tcp" {
-			addr = "127.0.0.1:" + p
+		if p == "" {
+			return s, errors.New("rpyc server exited before listening")
+		}
+		s.addr = p
+		if s.network == "tcp" {
+			s.addr = "127.0.0.1:" + p
 		}
 	case <-time.After(30 * time.Second):
-		t.Fatal("rpyc server did not start")
+		return s, errors.New("rpyc server did not start")
 	}
 	// ThreadedServer binds in __init__ but listens only in start(): wait for it
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		c, err := net.DialTimeout(network, addr, time.Second)
+		c, err := net.DialTimeout(s.network, s.addr, time.Second)
 		if err == nil {
 			c.Close()
-			return network, addr
+			return s, nil
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("rpyc server at %s: %v", addr, err)
+			return s, fmt.Errorf("rpyc server at %s: %w", s.addr, err)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

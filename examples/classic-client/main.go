@@ -10,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"log"
+	"strings"
 	"time"
 
 	"github.com/pybridge/pybridge/bridge"
@@ -49,7 +50,7 @@ func main() {
 	if !errors.As(err, &re) {
 		log.Fatalf("expected a ZeroDivisionError, got %v", err)
 	}
-	fmt.Printf("caught %s: %v\n--- remote traceback ---\n%s", re.Type, re.Args, re.Traceback)
+	fmt.Printf("caught *bridge.RemoteError %v\n--- remote traceback ---\n%s", re, re.Traceback)
 
 	builtins, err := conn.Import(ctx, "builtins")
 	if err != nil {
@@ -60,12 +61,13 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	var out []any
+	// iterate the Python list from Go (iter and next, until StopIteration)
+	var out []string
 	for v, err := range sorted.(*bridge.Ref).Iter(ctx) {
 		if err != nil {
 			log.Fatal(err)
 		}
-		out = append(out, v)
+		out = append(out, fmt.Sprint(v))
 	}
-	fmt.Println("sorted([3, 1, 2], key=<Go func>) =", out)
+	fmt.Printf("sorted([3, 1, 2], key=<Go func>) = [%s]\n", strings.Join(out, ", "))
 }
