@@ -148,6 +148,9 @@ func (c *Conn) send(t wire.MsgType, seq int64, body any) error {
 // *Ref, or the peer's exception as a *RemoteError. When ctx ends first it returns
 // ctx.Err(); the peer still runs the request, and whatever it returns is released.
 func (c *Conn) Request(ctx context.Context, h wire.Handler, args ...any) (any, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err // not sent: the peer runs nothing for a caller already gone
+	}
 	return c.Async(h, args...).Wait(ctx)
 }
 
