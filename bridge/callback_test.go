@@ -28,13 +28,15 @@ func TestGoFuncSeenFromPython(t *testing.T) {
 			t.Fatalf("Python's view of a Go func = %v, %v; want %v", got, err, want)
 		}
 
-		if err := conn.Execute(ctx, "def catches(f):\n    try:\n        f()\n    except ValueError as e:\n        return 'ValueError: ' + str(e)\n    return 'nothing'"); err != nil {
+		if err := conn.Execute(ctx, "def catches(f):\n    try:\n        f()\n    except ValueError as e:\n        return 'ValueError: ' + str(e.args[0]) + '\\n' + e._remote_tb\n    return 'nothing'"); err != nil {
 			t.Fatal(err)
 		}
 		catches, _ := conn.Eval(ctx, "catches")
 		v, err := catches.(*bridge.Ref).Call(ctx, func() error { return valueError{"bad input"} })
-		if err != nil || !strings.Contains(v.(string), "ValueError: bad input") {
-			t.Errorf("Python caught %v, %v", v, err)
+		// the remote traceback Python sees names the Go error, and no version warning
+		if s, _ := v.(string); err != nil || !strings.HasPrefix(s, "ValueError: bad input\n") ||
+			!strings.Contains(s, "Go error (bridge_test.valueError): bad input") || strings.Contains(s, "WARNING") {
+			t.Errorf("Python caught %q, %v", v, err)
 		}
 
 		// a Go panic inside a Python callback reaches Go again as a RuntimeError

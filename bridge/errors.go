@@ -117,5 +117,6 @@ func dumpException(err error) any {
 		tb.WriteString(gt.GoTraceback())
 	}
 	return brine.Tuple{brine.Tuple{module, name}, brine.Tuple{err.Error()},
-		brine.Tuple{brine.Tuple{"_remote_version", "pybridge-go"}}, tb.String()}
+		// as rpyc with include_local_version off: no version to compare, so no warning
+		brine.Tuple{brine.Tuple{"_remote_version", "<version denied>"}}, tb.String()}
 }
