@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"time"
 
 	"github.com/pybridge/pybridge/bridge/wire"
 )
@@ -13,6 +14,7 @@ import (
 type dialOptions struct {
 	tls     *tls.Config
 	dialect wire.Dialect
+	probe   time.Duration
 	limits  wire.Limits
 	cfg     Config
 }
@@ -27,6 +29,10 @@ func WithTLS(cfg *tls.Config) DialOption { return func(o *dialOptions) { o.tls =
 // of probing for it.
 func WithDialect(d wire.Dialect) DialOption { return func(o *dialOptions) { o.dialect = d } }
 
+// WithProbeTimeout bounds each probe of the message layout (default 10 s): a server
+// that neither answers nor drops the connection in that time counts as not speaking it.
+func WithProbeTimeout(d time.Duration) DialOption { return func(o *dialOptions) { o.probe = d } }
+
 // WithLimits bounds the frames and values the server may send.
 func WithLimits(l wire.Limits) DialOption { return func(o *dialOptions) { o.limits = l } }
 
@@ -37,7 +43,7 @@ func WithConfig(cfg Config) DialOption { return func(o *dialOptions) { o.cfg = c
 // message layout, so unless WithDialect names it, Dial pings in rpyc 6.x's layout and,
 // when the server drops the connection (as a 5.x server does), connects again in 5.x's.
 func Dial(ctx context.Context, network, addr string, opts ...DialOption) (*Conn, error) {
-	o := dialOptions{limits: wire.DefaultLimits()}
+	o := dialOptions{limits: wire.DefaultLimits(), probe: 10 * time.Second}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -50,11 +56,13 @@ func Dial(ctx context.Context, network, addr string, opts ...DialOption) (*Conn,
 		if err != nil {
 			return nil, err
 		}
-		if err := c.Ping(ctx); err == nil {
+		pctx, cancel := context.WithTimeout(ctx, o.probe)
+		err = c.Ping(pctx)
+		cancel()
+		if err == nil {
 			return c, nil
-		} else {
-			errs = append(errs, fmt.Errorf("%s: %w", d.Name(), err))
 		}
+		errs = append(errs, fmt.Errorf("%s: %w", d.Name(), err))
 		c.shutdown(ErrConnClosed)
 		if ctx.Err() != nil {
 			return nil, ctx.Err()

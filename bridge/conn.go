@@ -93,9 +93,14 @@ func (c *Conn) readLoop() {
 				ch <- m
 			}
 			c.mu.Unlock()
-			if ch == nil && ignored && m.Type == wire.MsgReply {
+			switch {
+			case ch == nil && ignored && m.Type == wire.MsgReply:
 				go c.releaseIn(m.Body)
+			case ch == nil && !ignored:
+				c.log.Warn("bridge: reply to no request", "seq", m.Seq, "type", m.Type)
 			}
+		default:
+			c.log.Warn("bridge: unknown message type", "type", m.Type, "seq", m.Seq)
 		}
 	}
 }
@@ -121,6 +126,7 @@ func releaseRefs(v any) {
 
 func (c *Conn) shutdown(err error) {
 	c.closeOnce.Do(func() {
+		c.log.Debug("bridge: connection ends", "err", err)
 		c.err = err
 		c.stream.Close()
 		c.objects.clear()

@@ -29,7 +29,9 @@ func (c *Conn) serve(m wire.Message) {
 		t = wire.MsgException
 		body = dumpException(err)
 	}
-	c.send(t, m.Seq, body)
+	if err := c.send(t, m.Seq, body); err != nil {
+		c.log.Debug("bridge: reply not sent", "seq", m.Seq, "err", err)
+	}
 }
 
 // attrError is Python's AttributeError, so hasattr() and getattr(obj, name, default)
