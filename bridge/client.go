@@ -78,7 +78,13 @@ func dial(ctx context.Context, network, addr string, o dialOptions, d wire.Diale
 		return nil, err
 	}
 	if o.tls != nil {
-		tc := tls.Client(nc, o.tls)
+		cfg := o.tls
+		if cfg.ServerName == "" && network != "unix" {
+			// as tls.Dial: verify the host we dialled
+			cfg = cfg.Clone()
+			cfg.ServerName, _, _ = net.SplitHostPort(addr)
+		}
+		tc := tls.Client(nc, cfg)
 		if err := tc.HandshakeContext(ctx); err != nil {
 			nc.Close()
 			return nil, err

@@ -44,10 +44,10 @@ func startRpyc(t testing.TB, venv string) string {
 // startRpycServer runs testdata/rpyc_server.py (mode "classic" or "service") on a free
 // loopback port, or on the Unix socket unixPath, and returns where it listens. The
 // server is killed when the test ends.
-func startRpycServer(t testing.TB, venv, mode, unixPath string) (network, addr string) {
+func startRpycServer(t testing.TB, venv, mode, unixPath string, env ...string) (network, addr string) {
 	t.Helper()
 	python := venvPython(t, venv)
-	s, err := launchRpyc(python, mode, unixPath)
+	s, err := launchRpyc(python, mode, unixPath, env...)
 	t.Cleanup(func() {
 		if s == nil {
 			return
@@ -73,13 +73,14 @@ func (s *rpycServer) stop() { s.cmd.Process.Kill(); s.cmd.Wait() }
 
 // launchRpyc starts the server and waits (30 s at most) until it accepts connections.
 // On error the returned server, if any, still needs stop.
-func launchRpyc(python, mode, unixPath string) (*rpycServer, error) {
+func launchRpyc(python, mode, unixPath string, env ...string) (*rpycServer, error) {
 	args := []string{"testdata/rpyc_server.py", mode}
 	s := &rpycServer{network: "tcp"}
 	if unixPath != "" {
 		args, s.network = append(args, unixPath), "unix"
 	}
 	s.cmd = exec.Command(python, args...)
+	s.cmd.Env = append(os.Environ(), env...)
 	s.cmd.Stderr = &s.stderr
 	out, err := s.cmd.StdoutPipe()
 	if err != nil {

@@ -1,10 +1,12 @@
 """rpyc's own ThreadedServer on a free loopback port (or a Unix socket); prints where.
 
 usage: rpyc_server.py [classic|service] [unix-socket-path]
+  (with RPYC_TLS_KEY and RPYC_TLS_CERT set, it serves TLS through SSLAuthenticator)
   classic  SlaveService, as rpyc_classic serves it
   service  EchoService below, a user's rpyc.Service
 """
 import gc
+import os
 import sys
 import time
 
@@ -56,6 +58,9 @@ class EchoService(rpyc.Service):
 mode = sys.argv[1] if len(sys.argv) > 1 else "classic"
 service = SlaveService if mode == "classic" else EchoService
 kw = {"socket_path": sys.argv[2]} if len(sys.argv) > 2 else {"hostname": "127.0.0.1", "port": 0}
+if os.environ.get("RPYC_TLS_CERT"):
+    from rpyc.utils.authenticators import SSLAuthenticator
+    kw["authenticator"] = SSLAuthenticator(os.environ["RPYC_TLS_KEY"], os.environ["RPYC_TLS_CERT"])
 server = ThreadedServer(service, protocol_config={"sync_request_timeout": 60}, **kw)
 print(server.port if len(sys.argv) <= 2 else sys.argv[2], flush=True)
 server.start()
