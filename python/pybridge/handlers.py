@@ -168,9 +168,7 @@ class Handlers:
             cls = self._netref_classes.get((other_id_pack[0], other_id_pack[1], 0))
         if cls is None:
             return False
-        other = cls(self, other_id_pack)
-        _setattr = object.__setattr__
-        _setattr(other, "____refcount__", 0)  # a probe: never releases anything
+        other = cls(self, other_id_pack)  # a probe, not in the cache: releases nothing
         return isinstance(other, obj)
 
     HANDLERS = {

@@ -1,10 +1,10 @@
 """Proxies for the peer's objects (the client's callbacks, its service, its lists…).
 
 A proxy class is built from the peer's INSPECT answer (name, doc pairs), or taken from
-prebuilt classes for builtin types whose methods are known here. Each proxy counts how
-many times its id_pack was received; when it is collected, DEL(count) is queued for the
-connection to send (never sent from inside __del__, which may run in any thread at any
-moment, even while that thread is writing to the socket).
+prebuilt classes for builtin types whose methods are known here. The connection counts
+how many times each id_pack was received and, when the proxy is collected, sends
+DEL(count) (Connection.proxy_for). Proxies have no __del__: nothing of a dying proxy runs
+before CPython clears its weakref, so it can never be handed out again.
 """
 import pickle
 import types
@@ -25,18 +25,11 @@ def syncreq(proxy, handler, *args):
 
 
 class BaseNetref:
-    __slots__ = ("____conn__", "____id_pack__", "____refcount__", "__weakref__")
+    __slots__ = ("____conn__", "____id_pack__", "__weakref__")
 
     def __init__(self, conn, id_pack):
         _setattr(self, "____conn__", conn)
         _setattr(self, "____id_pack__", id_pack)
-        _setattr(self, "____refcount__", 1)
-
-    def __del__(self):
-        try:
-            _conn(self).retire(self)
-        except Exception:
-            pass
 
     def __getattribute__(self, name):
         if name in LOCAL_ATTRS:

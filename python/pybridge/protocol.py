@@ -1,20 +1,26 @@
-"""One RPyC connection: its state, its sequence numbers, and its threads.
+"""One RPyC connection: its state, its sequence numbers, and who reads its transport.
 
-The worker's reader thread hands messages in through dispatch(), which never blocks and
-never runs Python code of the peer's objects. Requests queue up for the connection's
-serving thread; a thread that waits for a reply to its own request (any thread: the
-serving thread inside a handler, or a thread hosted code started) serves the queued
-requests meanwhile, as rpyc does, so nested and re-entrant calls work in both directions.
+A transport carries this connection's messages and nothing else:
 
-dispatch() is the whole interface to the transport: the same Connection runs over the
-worker socket or, embedded, with messages handed in directly.
+    recv(timeout) -> (kind, seq, body), or None when timeout (seconds; None: no limit)
+                     passes first; raises EOFError once the peer has gone
+    send(kind, seq, body)
+    close()       -> the connection ended at this side: tell the peer
+
+The worker's socket (pybridge.worker) and, embedded, Go itself (pybridge.embedded) are
+transports. Serving works as in rpyc: whichever thread holds the receive lock reads the
+next message; a request is served at once by the thread that read it, a reply is handed
+to the thread waiting for it. serve_all() is the connection's own thread; a thread that
+waits for a reply to its own request (inside a handler, or a thread hosted code started)
+reads and serves meanwhile, so nested and re-entrant calls work in both directions. An
+idle connection is one thread blocked in recv(): nothing wakes it until a message comes.
 """
-import collections
 import itertools
 import sys
 import threading
 import time
 import weakref
+from collections import deque
 
 from . import consts, vinegar
 from .boxing import ByValue, box, unbox
@@ -23,18 +29,13 @@ from .handlers import CLASSIC_CONFIG, DEFAULT_CONFIG, Handlers
 from .netref import BaseNetref, builtin_classes, class_factory
 from .objects import ObjectTable
 
-_setattr = object.__setattr__
 _getattribute = object.__getattribute__
+_MSG_REQUEST, _MSG_REPLY, _MSG_EXCEPTION = consts.MSG_REQUEST, consts.MSG_REPLY, consts.MSG_EXCEPTION
 
 
 class Connection(Handlers):
-    """send(kind, seq, body) writes one message of this connection; close_hook(reason)
-    tells the transport the connection ended at this side."""
-
-    def __init__(self, send, mode="classic", service=None, config=None, peer=None, dialect=None,
-                 close_hook=None, conn_id=0):
-        self._send = send
-        self._close_hook = close_hook
+    def __init__(self, transport, mode="classic", service=None, config=None, peer=None, dialect=None, conn_id=0):
+        self._transport = transport
         self.mode = mode
         self.service_spec = service
         self.peer = peer
@@ -45,30 +46,30 @@ class Connection(Handlers):
             self._config.update(CLASSIC_CONFIG)
         self._config.update(config or {})
         self.objects = ObjectTable()
-        self._proxies = weakref.WeakValueDictionary()
-        # re-entrant: GC may run a proxy's __del__ (retire) in a thread holding it
+        self._proxies = {}  # id_pack -> (weakref to the proxy, [receptions])
+        # re-entrant: a proxy may die (its weakref callback runs) in a thread holding it
         self._proxy_lock = threading.RLock()
         self._netref_classes = {}
         self._seq = itertools.count(1)
-        self._cond = threading.Condition()
-        self._requests = collections.deque()
+        self._recvlock = threading.Lock()
+        self._sendlock = threading.Lock()
+        self._cond = threading.Condition(threading.Lock())  # replies arrived, reader left
+        self._waiters = 0
         self._replies = {}
-        self._ignored = set()  # seqs of async requests whose replies nobody waits for
-        self._dels = collections.deque()
+        self._ignored = set()  # seqs of requests whose replies nobody waits for
+        self._dels = deque()
         self._local_root = None
         self._service = None
         self._remote_root = None
-        self.closed = False
-        self._thread = None
+        self.closed = False  # no more messages either way
+        self._finished = False
 
     # ---- life cycle -------------------------------------------------------------
 
-    def start(self):
-        """Runs the service's setup and then serves, on the connection's own thread."""
-        self._thread = threading.Thread(target=self._run, name=f"pybridge-conn-{self.conn_id}", daemon=True)
-        self._thread.start()
-
-    def _run(self):
+    def serve_all(self):
+        """Sets the connection up (the service's on_connect) and serves until the peer
+        goes away or the connection is closed; then cleans up. The connection's own
+        thread runs it."""
         try:
             self._setup()
         except BaseException as e:
@@ -76,7 +77,13 @@ class Connection(Handlers):
             print(f"pybridge: {reason}", file=sys.stderr)
             self._finish(reason)
             return
-        self.serve_forever()
+        try:
+            while not self.closed:
+                self.serve(None)
+        except EOFError:
+            pass
+        finally:
+            self._finish(None)
 
     def _setup(self):
         from .classic import ClassicRoot, GoRoot
@@ -94,43 +101,18 @@ class Connection(Handlers):
         else:
             raise ValueError(f"unknown mode {self.mode!r}")
 
-    def serve_forever(self):
-        cond = self._cond
-        while True:
-            with cond:
-                while not self._requests and not self.closed:
-                    cond.wait(0.05)
-                    if self._dels:
-                        break
-                if self.closed:
-                    return
-                item = self._requests.popleft() if self._requests else None
-            self._flush_dels()
-            if item is not None:
-                self._serve(item)
-
-    def dispatch(self, kind, seq, body):
-        """Hands in one message from the peer. Never blocks."""
-        with self._cond:
-            if kind == consts.MSG_REQUEST:
-                self._requests.append((seq, body))
-            elif seq in self._ignored:
-                self._ignored.discard(seq)
-                return
-            else:
-                self._replies[seq] = (kind, body)
-            self._cond.notify_all()
-
     def _cleanup(self):
         self.objects.clear()
-        self._proxies = weakref.WeakValueDictionary()
+        with self._proxy_lock:
+            self._proxies = {}  # the weakrefs go with it: no callbacks, no DELs
 
-    def _finish(self, reason=None):
-        """The connection is over: drop everything, tell the service and the transport."""
+    def _finish(self, reason):
+        """The connection is over: drop everything, tell the service, and (when it ended
+        at this side) the transport."""
         with self._cond:
-            if self.closed:
+            if self._finished:
                 return
-            self.closed = True
+            self._finished = self.closed = True
             self._cond.notify_all()
         service, self._service = self._service, None
         if service is not None and getattr(service, "on_disconnect", None) is not None:
@@ -140,35 +122,119 @@ class Connection(Handlers):
                 print(f"pybridge: on_disconnect failed: {e!r}", file=sys.stderr)
         self._cleanup()
         self._local_root = None
-        if self._close_hook is not None:
-            self._close_hook(reason)
-
-    def peer_closed(self):
-        """The peer went away (Go's CLOSE)."""
-        hook, self._close_hook = self._close_hook, None
-        self._finish()
-        self._close_hook = hook
+        try:
+            self._transport.close(reason)
+        except Exception:
+            pass
 
     def close(self):
         """Closes the connection from this side (hosted code, or the peer's CLOSE)."""
         self._finish("closed by the server")
 
+    # ---- reading ----------------------------------------------------------------
+
+    def serve(self, timeout=None):
+        """Reads one message and handles it: a request is served by this thread, a reply
+        goes to its waiter. Returns False when nothing came within timeout (seconds, or
+        None for no limit) or another thread kept the receive lock that long. Raises
+        EOFError once the connection is over."""
+        if self.closed:
+            raise EOFError("connection closed")
+        if not self._recvlock.acquire(True, -1 if timeout is None else timeout):
+            return False
+        return self._read_locked(timeout)
+
+    def _read_locked(self, timeout):
+        """serve() for a thread that holds the receive lock; releases it."""
+        try:
+            msg = self._transport.recv(timeout)
+        except EOFError:
+            with self._cond:
+                self.closed = True  # no more replies can come; _finish still runs
+                self._cond.notify_all()
+            raise
+        finally:
+            self._recvlock.release()
+            if self._waiters:
+                with self._cond:
+                    self._cond.notify_all()
+        if msg is None:
+            return False
+        kind, seq, body = msg
+        if kind == _MSG_REQUEST:
+            self._serve_request(seq, body)
+        else:
+            self._route_reply(kind, seq, body)
+        return True
+
+    def _route_reply(self, kind, seq, body):
+        with self._cond:
+            if seq not in self._ignored:
+                self._replies[seq] = (kind, body)
+                if self._waiters:
+                    self._cond.notify_all()
+                return
+            self._ignored.discard(seq)
+        if kind == _MSG_REPLY:
+            # nobody waits: unboxing counts what the reply carries, and dropping the
+            # proxies at once sends DEL for them
+            try:
+                unbox(self, body)
+            except Exception:
+                pass
+
+    def _wait_reply(self, seq, timeout):
+        deadline = None if timeout is None else time.monotonic() + timeout
+        cond = self._cond
+        while True:
+            with cond:
+                reply = self._replies.pop(seq, None)
+                if reply is not None:
+                    return reply
+                if self.closed:
+                    raise EOFError("connection closed")
+            remaining = None
+            if deadline is not None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    with cond:
+                        reply = self._replies.pop(seq, None)
+                        if reply is None:
+                            self._ignored.add(seq)
+                    if reply is not None:
+                        return reply
+                    raise TimeoutError(f"result expired after {timeout}s")
+            if self._recvlock.acquire(False):
+                # the reply may have come just before the lock was ours
+                with cond:
+                    reply = self._replies.pop(seq, None)
+                if reply is not None:
+                    self._recvlock.release()
+                    return reply
+                self._read_locked(remaining)
+                continue
+            with cond:
+                self._waiters += 1
+                try:
+                    if seq not in self._replies and not self.closed and self._recvlock.locked():
+                        cond.wait(remaining)
+                finally:
+                    self._waiters -= 1
+
     # ---- serving ----------------------------------------------------------------
 
-    def _serve(self, item):
-        seq, body = item
+    def _serve_request(self, seq, body):
         try:
             handler, boxed_args = body
-            args = unbox(self, boxed_args)
             fn = self.HANDLERS.get(handler)
             if fn is None:
                 raise ValueError(f"unknown request handler {handler!r}")
-            result = fn(self, *args)
+            result = fn(self, *unbox(self, boxed_args))
             if handler == consts.HANDLE_CLOSE:
-                self._reply(seq, consts.MSG_REPLY, (consts.LABEL_VALUE, None))
+                self._reply(seq, _MSG_REPLY, (consts.LABEL_VALUE, None))
                 self.close()
                 return
-            self._reply(seq, consts.MSG_REPLY, box(self, result))
+            self._reply(seq, _MSG_REPLY, box(self, result))
         except (KeyboardInterrupt, SystemExit, Exception):
             self._reply_exception(seq)
 
@@ -183,47 +249,65 @@ class Connection(Handlers):
         typ, val, tb = sys.exc_info()
         try:
             body = vinegar.dump(typ, val, tb, self._config["include_local_traceback"], self._config["include_local_version"])
-            self._send(consts.MSG_EXCEPTION, seq, body)
+            self._send(_MSG_EXCEPTION, seq, body)
+        except EOFError:
+            pass
         except Exception as e:
-            self._send(consts.MSG_EXCEPTION, seq, (("builtins", "RuntimeError"), (f"cannot send exception: {e!r}",), (), ""))
+            self._send(_MSG_EXCEPTION, seq, (("builtins", "RuntimeError"), (f"cannot send exception: {e!r}",), (), ""))
 
-    # ---- requests to the peer ---------------------------------------------------
+    # ---- sending ----------------------------------------------------------------
+
+    def _send(self, kind, seq, body):
+        with self._sendlock:
+            self._transport.send(kind, seq, body)
+            if self._dels:
+                self._send_dels()
+        if self._dels:  # queued by a thread that found the lock taken just before release
+            self._try_send_dels()
+
+    def _send_dels(self):
+        """Sends the queued DELs; the caller holds the send lock."""
+        dels = self._dels
+        while dels and not self.closed:
+            try:
+                id_pack, count = dels.popleft()
+            except IndexError:
+                return
+            seq = next(self._seq)
+            with self._cond:
+                self._ignored.add(seq)
+            self._transport.send(_MSG_REQUEST, seq, (consts.HANDLE_DEL, (consts.LABEL_TUPLE, (
+                (consts.LABEL_LOCAL_REF, id_pack), (consts.LABEL_VALUE, count)))))
+
+    def _try_send_dels(self):
+        """Sends queued DELs unless another send (maybe this very thread's, interrupted
+        by GC) is under way: that one sends them when it is done."""
+        if self._sendlock.acquire(False):
+            try:
+                self._send_dels()
+            except Exception:
+                pass
+            finally:
+                self._sendlock.release()
 
     def sync_request(self, handler, *args):
         if self.closed:
             raise EOFError("connection closed")
         seq = next(self._seq)
-        self._flush_dels()
-        self._send(consts.MSG_REQUEST, seq, (handler, box(self, args)))
-        timeout = self._config.get("sync_request_timeout")
-        deadline = None if timeout is None else time.monotonic() + timeout
-        cond = self._cond
-        while True:
-            with cond:
-                while seq not in self._replies and not self._requests and not self.closed:
-                    remaining = None if deadline is None else deadline - time.monotonic()
-                    if remaining is not None and remaining <= 0:
-                        self._ignored.add(seq)
-                        raise TimeoutError(f"result expired after {timeout}s")
-                    cond.wait(remaining if remaining is None or remaining < 0.5 else 0.5)
-                if seq in self._replies:
-                    kind, body = self._replies.pop(seq)
-                    break
-                if self.closed:
-                    raise EOFError("connection closed")
-                item = self._requests.popleft()
-            self._serve(item)
-        if kind == consts.MSG_REPLY:
+        self._send(_MSG_REQUEST, seq, (handler, box(self, args)))
+        kind, body = self._wait_reply(seq, self._config.get("sync_request_timeout"))
+        if kind == _MSG_REPLY:
             return unbox(self, body)
-        exc = vinegar.load(body, self._config["import_custom_exceptions"], self._config["instantiate_custom_exceptions"])
-        raise exc
+        raise vinegar.load(body, self._config["import_custom_exceptions"], self._config["instantiate_custom_exceptions"])
 
     def async_request(self, handler, *args):
         """Sends a request whose reply nobody waits for."""
+        if self.closed:
+            raise EOFError("connection closed")
         seq = next(self._seq)
         with self._cond:
             self._ignored.add(seq)
-        self._send(consts.MSG_REQUEST, seq, (handler, box(self, args)))
+        self._send(_MSG_REQUEST, seq, (handler, box(self, args)))
 
     def ping(self, data=b"pybridge"):
         if self.sync_request(consts.HANDLE_PING, data) != data:
@@ -244,46 +328,49 @@ class Connection(Handlers):
         return None
 
     def proxy_for(self, id_pack):
-        """The proxy for a peer object, counting this reception. One lookup under the lock
-        yields a live proxy or nothing: GC cannot drop the entry in between, and a proxy
-        whose __del__ has begun (CPython clears weakrefs only after __del__) is never
-        handed out again."""
+        """The proxy for a peer object, counting this reception.
+
+        Receptions are counted outside the proxy, in the cache entry, and released by a
+        weakref callback. CPython clears a weakref before anything else of a dying object
+        runs (no __del__ here), so a lookup under the lock yields a live proxy or nothing:
+        GC cannot drop the entry between lookup and use, and no proxy is ever revived
+        from the middle of its death with its receptions already released."""
         with self._proxy_lock:
-            proxy = self._live_proxy(id_pack)
+            proxy = self._cached_proxy(id_pack)
             if proxy is not None:
                 return proxy
         cls = self._netref_class(id_pack)
         fresh = cls(self, id_pack)
         with self._proxy_lock:
-            proxy = self._live_proxy(id_pack)
-            if proxy is not None:  # another thread made one meanwhile: count it there
-                _setattr(fresh, "____refcount__", 0)
+            proxy = self._cached_proxy(id_pack)
+            if proxy is not None:  # another thread made one meanwhile; fresh goes unused
                 return proxy
-            self._proxies[id_pack] = fresh
+            count = [1]
+
+            def died(ref, id_pack=id_pack, count=count):
+                self._proxy_died(id_pack, ref, count)
+
+            self._proxies[id_pack] = (weakref.ref(fresh, died), count)
         return fresh
 
-    def _live_proxy(self, id_pack):
-        proxy = self._proxies.get(id_pack)
-        if proxy is None:
+    def _cached_proxy(self, id_pack):
+        entry = self._proxies.get(id_pack)
+        if entry is None:
             return None
-        count = _getattribute(proxy, "____refcount__")
-        if count < 0:  # retired
-            return None
-        _setattr(proxy, "____refcount__", count + 1)
+        proxy = entry[0]()
+        if proxy is not None:
+            entry[1][0] += 1
         return proxy
 
-    def retire(self, proxy):
-        """A proxy's __del__: forget it and queue DEL with every reception it counted."""
+    def _proxy_died(self, id_pack, ref, count):
+        """A proxy's weakref callback, in whatever thread dropped it: forget it and
+        release every reception it counted."""
         with self._proxy_lock:
-            id_pack = _getattribute(proxy, "____id_pack__")
-            count = _getattribute(proxy, "____refcount__")
-            _setattr(proxy, "____refcount__", -1)
-            try:
-                if self._proxies.get(id_pack) is proxy:
-                    del self._proxies[id_pack]
-            except KeyError:
-                pass
-        self.release(id_pack, count)
+            entry = self._proxies.get(id_pack)
+            if entry is not None and entry[0] is ref:
+                del self._proxies[id_pack]
+            n, count[0] = count[0], 0
+        self.release(id_pack, n)
 
     def _netref_class(self, id_pack):
         name_pack, class_id, instance_id = id_pack
@@ -299,24 +386,16 @@ class Connection(Handlers):
         return cls
 
     def release(self, id_pack, count):
-        """Called from a proxy's __del__, in any thread: queue the DEL, send it later."""
+        """Called when a proxy dies, in any thread at any moment (even inside a send of
+        this thread): queue the DEL and send it when no send is under way."""
         if count > 0 and not self.closed:
             self._dels.append((id_pack, count))
+            self._try_send_dels()
 
     def _flush_dels(self):
-        dels = self._dels
-        while dels:
-            try:
-                id_pack, count = dels.popleft()
-            except IndexError:
-                return
-            if self.closed:
-                return
-            seq = next(self._seq)
-            with self._cond:
-                self._ignored.add(seq)
-            body = (consts.HANDLE_DEL, (consts.LABEL_TUPLE, ((consts.LABEL_LOCAL_REF, id_pack), (consts.LABEL_VALUE, count))))
-            self._send(consts.MSG_REQUEST, seq, body)
+        """Sends every queued DEL now (waits for a send under way)."""
+        with self._sendlock:
+            self._send_dels()
 
     # ---- the by-value extension (mode go) -----------------------------------------
 

@@ -11,6 +11,8 @@ import os
 import platform
 import sys
 import threading
+import time
+from collections import deque
 
 from . import codec, consts
 from .protocol import Connection
@@ -18,11 +20,65 @@ from .protocol import Connection
 EXIT_PROTOCOL_ERROR = 70
 
 
+class Channel:
+    """One connection's transport over the worker socket: the reader thread feeds it
+    messages in order, the connection's threads take them with recv()."""
+
+    def __init__(self, worker, conn_id):
+        self._worker, self._id = worker, conn_id
+        self._queue = deque()
+        self._cond = threading.Condition(threading.Lock())
+        self._eof = False       # Go closed the connection (or the worker is stopping)
+        self._closed = False    # the connection ended at this side
+
+    def feed(self, kind, seq, body):
+        with self._cond:
+            self._queue.append((kind, seq, body))
+            self._cond.notify()
+
+    def feed_eof(self):
+        with self._cond:
+            self._eof = True
+            self._cond.notify_all()
+
+    def recv(self, timeout):
+        with self._cond:
+            if not self._queue:
+                if timeout is None:
+                    while not self._queue and not self._eof:
+                        self._cond.wait()
+                elif not self._eof:
+                    self._cond.wait_for(lambda: self._queue or self._eof, timeout)
+            if self._queue:
+                return self._queue.popleft()
+            if self._eof:
+                raise EOFError("connection closed by the peer")
+            return None
+
+    def send(self, kind, seq, body):
+        if self._eof or self._closed:
+            raise EOFError("connection closed")
+        self._worker.send(kind, self._id, seq, body)
+
+    def close(self, reason):
+        with self._cond:
+            if self._closed:
+                return
+            self._closed = True
+            peer_gone = self._eof
+            self._eof = True
+            self._cond.notify_all()
+        if self._worker.forget(self._id) and not peer_gone:
+            self._worker.send(consts.KIND_CLOSE, self._id, 0, reason)
+
+
 class Worker:
     def __init__(self, rfd, wfd):
         self.rfd, self.wfd = rfd, wfd
         self._wlock = threading.Lock()
-        self.conns = {}
+        self._lock = threading.Lock()
+        self.channels = {}
+        self.threads = []
 
     def send(self, kind, conn, seq, body):
         frame = codec.encode_frame(kind, conn, seq, body)
@@ -68,36 +124,45 @@ class Worker:
                 print(f"pybridge worker: malformed frame from Go: {e!r}", file=sys.stderr)
                 os._exit(EXIT_PROTOCOL_ERROR)
             if kind <= consts.MSG_EXCEPTION:
-                conn = self.conns.get(conn_id)
-                if conn is not None:
-                    conn.dispatch(kind, seq, body)
+                ch = self.channels.get(conn_id)
+                if ch is not None:
+                    ch.feed(kind, seq, body)
             elif kind == consts.KIND_OPEN:
                 self.open(conn_id, body or {})
             elif kind == consts.KIND_CLOSE:
-                conn = self.conns.pop(conn_id, None)
-                if conn is not None:
-                    threading.Thread(target=conn.peer_closed, daemon=True).start()
+                ch = self.channels.get(conn_id)
+                if ch is not None:
+                    self.forget(conn_id)
+                    ch.feed_eof()
             elif kind == consts.KIND_PING:
                 self.send(consts.KIND_PONG, 0, seq, body)
             elif kind == consts.KIND_SHUTDOWN:
                 break
-        for conn in list(self.conns.values()):
-            conn.peer_closed()
-        self.conns.clear()
+        # Go is gone or asked to stop: every connection ends after what it has queued
+        with self._lock:
+            channels = list(self.channels.values())
+            self.channels.clear()
+        for ch in channels:
+            ch.feed_eof()
+        deadline = time.monotonic() + 4
+        for t in self.threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+
+    def forget(self, conn_id):
+        with self._lock:
+            return self.channels.pop(conn_id, None) is not None
 
     def open(self, conn_id, opts):
-        def send(kind, seq, body, conn_id=conn_id):
-            self.send(kind, conn_id, seq, body)
-
-        def closed(reason, conn_id=conn_id):
-            if self.conns.pop(conn_id, None) is not None:
-                self.send(consts.KIND_CLOSE, conn_id, 0, reason)
-
-        conn = Connection(send, mode=opts.get("mode", "classic"), service=opts.get("service"),
+        ch = Channel(self, conn_id)
+        conn = Connection(ch, mode=opts.get("mode", "classic"), service=opts.get("service"),
                           config=opts.get("config"), peer=opts.get("peer"), dialect=opts.get("dialect"),
-                          close_hook=closed, conn_id=conn_id)
-        self.conns[conn_id] = conn
-        conn.start()
+                          conn_id=conn_id)
+        with self._lock:
+            self.channels[conn_id] = ch
+            self.threads = [t for t in self.threads if t.is_alive()]
+        t = threading.Thread(target=conn.serve_all, name=f"pybridge-conn-{conn_id}", daemon=True)
+        self.threads.append(t)
+        t.start()
 
 
 def take_stdio():

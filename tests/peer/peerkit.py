@@ -3,6 +3,7 @@ import os
 import queue
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from pybridge import codec, consts
@@ -11,22 +12,44 @@ from pybridge.protocol import Connection
 REPO = Path(__file__).resolve().parents[2]
 
 
+class FakeTransport:
+    """A transport fed by hand; what the connection sends is recorded."""
+
+    def __init__(self):
+        self.inbox = queue.Queue()
+        self.sent = queue.Queue()
+        self.closed = None
+
+    def recv(self, timeout):
+        try:
+            msg = self.inbox.get(timeout=timeout)
+        except queue.Empty:
+            return None
+        if msg is None:
+            raise EOFError("peer gone")
+        return msg
+
+    def send(self, kind, seq, body):
+        codec.packb(body)  # everything sent must be encodable
+        self.sent.put((kind, seq, body))
+
+    def close(self, reason):
+        self.closed = reason
+
+
 class FakePeer:
     """Stands in for the peer: records what the connection sends, answers nothing."""
 
     def __init__(self, mode="classic", config=None):
-        self.sent = queue.Queue()
-        self.conn = Connection(self._send, mode=mode, config=config)
-        self.conn.start()
+        self.transport = FakeTransport()
+        self.sent = self.transport.sent
+        self.conn = Connection(self.transport, mode=mode, config=config)
+        threading.Thread(target=self.conn.serve_all, daemon=True).start()
         self.seq = 1000
-
-    def _send(self, kind, seq, body):
-        codec.packb(body)  # everything sent must be encodable
-        self.sent.put((kind, seq, body))
 
     def request(self, handler, *boxed_args):
         self.seq += 1
-        self.conn.dispatch(consts.MSG_REQUEST, self.seq, (handler, (consts.LABEL_TUPLE, boxed_args)))
+        self.transport.inbox.put((consts.MSG_REQUEST, self.seq, (handler, (consts.LABEL_TUPLE, boxed_args))))
         while True:
             kind, seq, body = self.sent.get(timeout=10)
             if seq == self.seq and kind != consts.MSG_REQUEST:

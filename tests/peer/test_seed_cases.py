@@ -3,11 +3,12 @@ enumeration that evaluates nothing, the proxy cache without a window, stdio fds.
 import dataclasses
 import enum
 import gc
+import sys
 import threading
 
 import pytest
 
-from peerkit import FakePeer, read_frame, ref, spawn_stdio_worker, value, write_frame
+from peerkit import REPO, FakePeer, read_frame, ref, spawn_stdio_worker, value, write_frame
 from pybridge import consts
 from pybridge.idpack import get_id_pack
 from pybridge.inspect_methods import get_methods
@@ -163,7 +164,7 @@ def test_proxy_cache_gc_churn_balances_dels():
 
     def collector():
         while not stop.is_set():
-            gc.collect()
+            gc.collect(0)
 
     def receiver():
         for _ in range(receptions_per_thread):
@@ -171,6 +172,10 @@ def test_proxy_cache_gc_churn_balances_dels():
             assert type(proxy).__name__ == "function"
             del proxy
 
+    # frequent thread switches: more interleavings, and no thread waits out a 5 ms
+    # switch interval for a lock another one holds
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)
     g = threading.Thread(target=collector)
     g.start()
     ts = [threading.Thread(target=receiver) for _ in range(threads)]
@@ -180,6 +185,7 @@ def test_proxy_cache_gc_churn_balances_dels():
         t.join()
     stop.set()
     g.join()
+    sys.setswitchinterval(interval)
     gc.collect()
     conn._flush_dels()
     released = 0
@@ -190,6 +196,59 @@ def test_proxy_cache_gc_churn_balances_dels():
             assert tuple(ref_box[1]) == id_pack
             released += count_box[1]
     assert released == receptions_per_thread * threads
+
+
+def test_proxy_in_use_is_never_released():
+    """The peer may drop an object only once no proxy of it is in use. Thread A drops the
+    last reference to a proxy; whatever Python code runs for that death (a __del__, a
+    weakref callback) is paused, and meanwhile thread B receives the same object. B's
+    proxy must stay counted: a proxy revived from the middle of its death would be
+    released with it while B still holds it."""
+    peer = FakePeer()
+    conn = peer.conn
+    id_pack = ("builtins.function", 1, 3)
+    released = []
+    real_send = peer.transport.send
+
+    def send(kind, seq, body):
+        if kind == consts.MSG_REQUEST and body[0] == consts.HANDLE_DEL:
+            released.append(body[1][1][1][1])
+        real_send(kind, seq, body)
+
+    peer.transport.send = send
+    dying, received = threading.Event(), threading.Event()
+    held = []
+
+    def pause_in_death(frame, event, arg):
+        if event == "call" and frame.f_code.co_filename.startswith(str(REPO / "python")):
+            dying.set()
+            received.wait(5)
+        return None
+
+    def a():
+        proxy = conn.proxy_for(id_pack)
+        sys.settrace(pause_in_death)
+        try:
+            del proxy
+        finally:
+            sys.settrace(None)
+            dying.set()
+
+    def b():
+        dying.wait(5)
+        held.append(conn.proxy_for(id_pack))
+        received.set()
+
+    tb = threading.Thread(target=b)
+    tb.start()
+    a()
+    tb.join()
+    conn._flush_dels()
+    assert sum(released) == 1, "the reception B holds was released with A's"
+    held.clear()
+    gc.collect()
+    conn._flush_dels()
+    assert sum(released) == 2
 
 
 HOSTED_NOISE = ("print('print from hosted code')\n"
