@@ -1,0 +1,146 @@
+// The part of CPython's C API that pybridge uses, declared here (no Python headers are
+// needed to build) and resolved at run time with dlsym from the libpython that
+// pb_load opens. Everything listed is in CPython's stable ABI of 3.9 and later (or, as
+// noted, exported by every 3.9+ library with this signature).
+#ifndef PYBRIDGE_CAPI_H
+#define PYBRIDGE_CAPI_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <wchar.h>
+
+typedef ssize_t Py_ssize_t;
+
+// The object header: the stable ABI fixes its layout (ob_refcnt, then ob_type) for
+// every build with the GIL; free-threaded builds are refused before loading.
+typedef struct pb_object {
+	Py_ssize_t ob_refcnt;
+	void *ob_type;
+} PyObject;
+
+typedef void PyThreadState;
+typedef void PyInterpreterState;
+typedef PyObject *(*PyCFunction)(PyObject *, PyObject *);
+
+typedef struct PyMethodDef {
+	const char *ml_name;
+	PyCFunction ml_meth;
+	int ml_flags;
+	const char *ml_doc;
+} PyMethodDef;
+
+#define PB_METH_VARARGS 0x0001
+#define PB_FILE_INPUT 257
+
+// X(return type, name, (parameters), (arguments))
+#define PB_FUNCS(X) \
+	X(void, Py_InitializeEx, (int initsigs), (initsigs)) \
+	X(int, Py_IsInitialized, (void), ()) \
+	X(void, Py_SetProgramName, (const wchar_t *name), (name)) \
+	X(wchar_t *, Py_DecodeLocale, (const char *arg, size_t *size), (arg, size)) \
+	X(PyThreadState *, PyEval_SaveThread, (void), ()) \
+	X(void, PyEval_RestoreThread, (PyThreadState *ts), (ts)) \
+	X(int, PyGILState_Ensure, (void), ()) \
+	X(void, PyGILState_Release, (int state), (state)) \
+	X(PyThreadState *, PyGILState_GetThisThreadState, (void), ()) \
+	X(int, PyThreadState_SetAsyncExc, (unsigned long id, PyObject *exc), (id, exc)) \
+	X(unsigned long, PyThread_get_thread_ident, (void), ()) \
+	X(void, Py_IncRef, (PyObject *o), (o)) \
+	X(void, Py_DecRef, (PyObject *o), (o)) \
+	X(PyObject *, PyLong_FromLongLong, (long long v), (v)) \
+	X(PyObject *, PyLong_FromUnsignedLongLong, (unsigned long long v), (v)) \
+	X(long long, PyLong_AsLongLongAndOverflow, (PyObject *o, int *overflow), (o, overflow)) \
+	X(PyObject *, PyLong_FromString, (const char *s, char **end, int base), (s, end, base)) \
+	X(PyObject *, PyFloat_FromDouble, (double v), (v)) \
+	X(double, PyFloat_AsDouble, (PyObject *o), (o)) \
+	X(PyObject *, PyComplex_FromDoubles, (double re, double im), (re, im)) \
+	X(double, PyComplex_RealAsDouble, (PyObject *o), (o)) \
+	X(double, PyComplex_ImagAsDouble, (PyObject *o), (o)) \
+	X(PyObject *, PyUnicode_FromStringAndSize, (const char *s, Py_ssize_t n), (s, n)) \
+	/* stable ABI from 3.10; exported with this signature by 3.9 */ \
+	X(const char *, PyUnicode_AsUTF8AndSize, (PyObject *o, Py_ssize_t *n), (o, n)) \
+	X(PyObject *, PyBytes_FromStringAndSize, (const char *s, Py_ssize_t n), (s, n)) \
+	X(int, PyBytes_AsStringAndSize, (PyObject *o, char **s, Py_ssize_t *n), (o, s, n)) \
+	X(PyObject *, PyTuple_New, (Py_ssize_t n), (n)) \
+	X(int, PyTuple_SetItem, (PyObject *t, Py_ssize_t i, PyObject *v), (t, i, v)) \
+	X(PyObject *, PyTuple_GetItem, (PyObject *t, Py_ssize_t i), (t, i)) \
+	X(Py_ssize_t, PyTuple_Size, (PyObject *t), (t)) \
+	X(PyObject *, PyList_New, (Py_ssize_t n), (n)) \
+	X(int, PyList_SetItem, (PyObject *l, Py_ssize_t i, PyObject *v), (l, i, v)) \
+	X(PyObject *, PyList_GetItem, (PyObject *l, Py_ssize_t i), (l, i)) \
+	X(Py_ssize_t, PyList_Size, (PyObject *l), (l)) \
+	X(PyObject *, PyDict_New, (void), ()) \
+	X(int, PyDict_SetItem, (PyObject *d, PyObject *k, PyObject *v), (d, k, v)) \
+	X(int, PyDict_Next, (PyObject *d, Py_ssize_t *pos, PyObject **k, PyObject **v), (d, pos, k, v)) \
+	X(Py_ssize_t, PyDict_Size, (PyObject *d), (d)) \
+	X(PyObject *, PyFrozenSet_New, (PyObject *iterable), (iterable)) \
+	X(PyObject *, PySlice_New, (PyObject *start, PyObject *stop, PyObject *step), (start, stop, step)) \
+	X(PyObject *, PyObject_GetAttr, (PyObject *o, PyObject *name), (o, name)) \
+	X(PyObject *, PyObject_GetAttrString, (PyObject *o, const char *name), (o, name)) \
+	X(int, PyObject_SetAttr, (PyObject *o, PyObject *name, PyObject *v), (o, name, v)) \
+	X(PyObject *, PyObject_Call, (PyObject *f, PyObject *args, PyObject *kwargs), (f, args, kwargs)) \
+	X(PyObject *, PyObject_Repr, (PyObject *o), (o)) \
+	X(PyObject *, PyObject_Str, (PyObject *o), (o)) \
+	X(PyObject *, PyObject_Dir, (PyObject *o), (o)) \
+	X(Py_ssize_t, PyObject_Size, (PyObject *o), (o)) \
+	X(PyObject *, PyObject_GetItem, (PyObject *o, PyObject *k), (o, k)) \
+	X(int, PyObject_SetItem, (PyObject *o, PyObject *k, PyObject *v), (o, k, v)) \
+	X(PyObject *, PyObject_GetIter, (PyObject *o), (o)) \
+	X(PyObject *, PyIter_Next, (PyObject *o), (o)) \
+	X(int, PyType_IsSubtype, (void *a, void *b), (a, b)) \
+	X(PyObject *, PyImport_ImportModule, (const char *name), (name)) \
+	X(PyObject *, PyErr_Occurred, (void), ()) \
+	X(void, PyErr_Fetch, (PyObject **t, PyObject **v, PyObject **tb), (t, v, tb)) \
+	X(void, PyErr_NormalizeException, (PyObject **t, PyObject **v, PyObject **tb), (t, v, tb)) \
+	X(void, PyErr_Restore, (PyObject *t, PyObject *v, PyObject *tb), (t, v, tb)) \
+	X(void, PyErr_Clear, (void), ()) \
+	X(void, PyErr_SetString, (PyObject *t, const char *msg), (t, msg)) \
+	X(void, PyErr_SetObject, (PyObject *t, PyObject *v), (t, v)) \
+	X(int, PyException_SetTraceback, (PyObject *e, PyObject *tb), (e, tb)) \
+	X(PyObject *, PyCapsule_New, (void *p, const char *name, void (*destructor)(PyObject *)), (p, name, destructor)) \
+	X(void *, PyCapsule_GetPointer, (PyObject *c, const char *name), (c, name)) \
+	X(PyObject *, PyCFunction_NewEx, (PyMethodDef *def, PyObject *self, PyObject *module), (def, self, module)) \
+	X(PyObject *, Py_CompileString, (const char *src, const char *file, int start), (src, file, start)) \
+	X(PyObject *, PyEval_EvalCode, (PyObject *code, PyObject *globals, PyObject *locals), (code, globals, locals))
+
+#define PB_DECLARE(ret, name, params, args) \
+	extern ret(*pb_p_##name) params; \
+	static inline ret name params { return pb_p_##name args; }
+PB_FUNCS(PB_DECLARE)
+#undef PB_DECLARE
+
+// Objects and types the library exports as data.
+extern PyObject *pb_None, *pb_True, *pb_False, *pb_Ellipsis, *pb_NotImplemented;
+extern void *pb_LongType, *pb_FloatType, *pb_UnicodeType, *pb_BytesType, *pb_TupleType,
+	*pb_ListType, *pb_DictType, *pb_BoolType, *pb_ComplexType, *pb_FrozenSetType,
+	*pb_SetType, *pb_SliceType;
+extern PyObject *pb_ExcEOFError, *pb_ExcTypeError, *pb_ExcValueError, *pb_ExcRuntimeError,
+	*pb_ExcOverflowError, *pb_ExcStopIteration, *pb_ExcKeyboardInterrupt, *pb_ExcSystemExit;
+
+// pb_load opens the library and resolves every symbol above. It returns NULL, or a
+// message in static storage saying what failed.
+const char *pb_load(const char *path);
+// pb_resolve_exceptions reads the exception classes once the interpreter is up.
+void pb_resolve_exceptions(void);
+
+// Thread states. pb_enter takes the GIL on the calling OS thread, creating the thread's
+// Python thread state the first time and keeping it for the thread's life; pb_leave
+// releases the GIL. The caller pins the goroutine to its OS thread in between.
+void pb_enter(void);
+void pb_leave(void);
+
+// Helpers that save round trips from Go. Each returns a new reference or NULL with a
+// Python exception set.
+PyObject *pb_tuple_from(Py_ssize_t n, PyObject **items);      // steals items
+PyObject *pb_list_from(Py_ssize_t n, PyObject **items);       // steals items
+Py_ssize_t pb_tuple_items(PyObject *t, PyObject **out, Py_ssize_t max); // borrowed
+PyObject *pb_call(PyObject *f, Py_ssize_t n, PyObject **args, PyObject *kwargs); // borrows
+PyObject *pb_new_ref(PyObject *o);
+// A builtin function object that calls the exported Go function pbGoCall with handle h
+// (a runtime/cgo.Handle); pbGoRelease(h) runs when the function object is freed.
+PyObject *pb_go_func(uintptr_t h);
+
+static inline void *pb_type(PyObject *o) { return o->ob_type; }
+
+#endif
