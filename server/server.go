@@ -7,10 +7,11 @@
 // executes no Python: every request is answered by the worker.
 //
 // A worker may speak before the client does (a service whose on_connect calls the
-// client's root). Its frames are held until the client's first frame tells the dialect;
-// if the client stays silent for Config.HoldTimeout, the default dialect (Config.Default,
-// rpyc 6.x unless set) applies, and a client that then speaks the other layout is
-// disconnected with an error rather than misread.
+// client's root). Its frames wait for the client's first frame to tell the dialect; if
+// the client stays silent for Config.HoldTimeout after that, the default dialect
+// (Config.Default, rpyc 6.x unless set) applies, and a client that then speaks the other
+// layout is disconnected with an error rather than misread. A client that connects and
+// says nothing for a while, while the server has nothing to say either, is fine.
 package server
 
 import (
@@ -41,8 +42,8 @@ type Config struct {
 	// Default is the layout used when a client stays silent for HoldTimeout while its
 	// worker has something to say (default wire.Dialect6).
 	Default wire.Dialect
-	// HoldTimeout bounds how long a worker's first frames wait for the client's
-	// (default 2s).
+	// HoldTimeout bounds how long a worker's frames written before the client spoke
+	// wait for the client's first frame (default 2s).
 	HoldTimeout time.Duration
 	// Limits bound every client's frames and values (default wire.DefaultLimits()).
 	Limits *wire.Limits
@@ -123,81 +124,20 @@ func (s *Server) ServeConn(ctx context.Context, c io.ReadWriteCloser, peer strin
 	}
 	log := s.log.With("peer", peer, "worker", ch.Worker().ID())
 
-	var client wire.MessageStream
-	if s.cfg.Dialect != nil {
-		client = wire.NewFrameStream(c, s.cfg.Dialect, s.limits)
-	} else {
-		client, err = s.detect(c, ch)
-		if err != nil {
-			c.Close()
-			ch.Close()
-			return fmt.Errorf("client %s: %w", peer, err)
-		}
-	}
-	log.Debug("connection open", "dialect", dialectOf(client))
+	client := s.clientStream(c)
 	err = bridge.Relay(ctx, client, ch)
-	log.Debug("connection closed", "err", err)
+	log.Debug("connection closed", "dialect", dialectOf(client), "err", err)
 	return err
 }
 
-// detect reads the client's first frame to learn its dialect. A worker with something
-// to say meanwhile waits up to HoldTimeout; then the default dialect applies to what it
-// writes.
-func (s *Server) detect(c io.ReadWriteCloser, worker *pyhost.Channel) (wire.MessageStream, error) {
-	type accepted struct {
-		fs  *wire.FrameStream
-		err error
+// clientStream frames c in the configured dialect, or learns it from the client's
+// first frame. A worker's write before that waits HoldTimeout, then assumes Default.
+func (s *Server) clientStream(c io.ReadWriteCloser) *wire.FrameStream {
+	if s.cfg.Dialect != nil {
+		return wire.NewFrameStream(c, s.cfg.Dialect, s.limits)
 	}
-	first := make(chan accepted, 1)
-	go func() {
-		fs, err := wire.AcceptFrameStream(c, s.limits)
-		first <- accepted{fs, err}
-	}()
-	hold := time.NewTimer(s.cfg.HoldTimeout)
-	defer hold.Stop()
-	select {
-	case a := <-first:
-		return a.fs, a.err
-	case <-hold.C:
-	}
-	// The client is silent: write in the default layout from now on, and read the
-	// client's frames through the accepted stream once they come.
-	w := wire.NewFrameStream(c, s.cfg.Default, s.limits)
-	return &heldStream{writer: w, first: func() (wire.MessageStream, error) {
-		a := <-first
-		if a.err != nil {
-			return nil, a.err
-		}
-		if a.fs.Dialect() != s.cfg.Default {
-			return nil, fmt.Errorf("client spoke %s after the server had written %s: %w",
-				a.fs.Dialect().Name(), s.cfg.Default.Name(), errDialectChanged)
-		}
-		return a.fs, nil
-	}}, nil
+	return wire.DetectFrameStream(c, s.limits, s.cfg.Default, s.cfg.HoldTimeout)
 }
-
-var errDialectChanged = errors.New("dialect mismatch")
-
-// heldStream writes through a stream of the default dialect and reads through the one
-// accepted from the client's first frame.
-type heldStream struct {
-	writer *wire.FrameStream
-	first  func() (wire.MessageStream, error)
-	once   sync.Once
-	reader wire.MessageStream
-	err    error
-}
-
-func (h *heldStream) ReadMessage() (wire.Message, error) {
-	h.once.Do(func() { h.reader, h.err = h.first() })
-	if h.err != nil {
-		return wire.Message{}, h.err
-	}
-	return h.reader.ReadMessage()
-}
-
-func (h *heldStream) WriteMessage(m wire.Message) error { return h.writer.WriteMessage(m) }
-func (h *heldStream) Close() error                      { return h.writer.Close() }
 
 // DialectVersion is the rpyc major version a dialect speaks ("5" or "6"), as the worker
 // protocol's OPEN names it.
@@ -211,12 +151,9 @@ func DialectVersion(d wire.Dialect) string {
 	return d.Name()
 }
 
-func dialectOf(s wire.MessageStream) string {
-	switch s := s.(type) {
-	case *wire.FrameStream:
-		return DialectVersion(s.Dialect())
-	case *heldStream:
-		return DialectVersion(s.writer.Dialect())
+func dialectOf(s *wire.FrameStream) string {
+	if d := s.Dialect(); d != nil {
+		return DialectVersion(d)
 	}
-	return "?"
+	return "none"
 }

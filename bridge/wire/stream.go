@@ -2,19 +2,33 @@ package wire
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sync"
+	"time"
 )
 
-// FrameStream is a MessageStream over an rpyc socket (or pipe pair) in one dialect.
+// FrameStream is a MessageStream over an rpyc socket (or pipe pair) in one dialect,
+// given up front or learnt from the peer's first frame.
 type FrameStream struct {
-	rwc     io.ReadWriteCloser
-	r       *bufio.Reader
+	rwc  io.ReadWriteCloser
+	r    *bufio.Reader
+	lim  Limits
+	rbuf []byte
+	// the first message, read by AcceptFrameStream
+	pending *Message
+
+	// The dialect is settled once: given, read from the peer's first frame, or assumed
+	// by a write that waited Hold for that frame in vain. dialect is written before
+	// known is closed and never changes after.
+	known   chan struct{}
+	settle  sync.Once
 	dialect Dialect
-	lim     Limits
-	rbuf    []byte
-	pending *Message // the first message, read by AcceptFrameStream
+	assumed bool // settled by a write, before the peer spoke
+	assume  Dialect
+	hold    time.Duration
 
 	wmu      sync.Mutex
 	compress bool
@@ -24,21 +38,30 @@ type FrameStream struct {
 
 // NewFrameStream speaks dialect d over rwc.
 func NewFrameStream(rwc io.ReadWriteCloser, d Dialect, lim Limits) *FrameStream {
-	return &FrameStream{rwc: rwc, r: bufio.NewReaderSize(rwc, 64<<10), dialect: d, lim: lim, compress: true}
+	fs := &FrameStream{rwc: rwc, r: bufio.NewReaderSize(rwc, 64<<10), lim: lim, compress: true,
+		known: make(chan struct{})}
+	if d != nil {
+		fs.settleDialect(d, false)
+	}
+	return fs
+}
+
+// DetectFrameStream learns the peer's dialect from its first frame (DetectDialect), as
+// a server must: nothing in rpyc negotiates it. A write that comes before the peer's
+// first frame waits up to hold for it, then assumes dialect assume; if the peer then
+// speaks the other layout, ReadMessage fails with a *DialectError rather than misread.
+// Until something is written, a silent peer may stay silent as long as it likes.
+func DetectFrameStream(rwc io.ReadWriteCloser, lim Limits, assume Dialect, hold time.Duration) *FrameStream {
+	fs := NewFrameStream(rwc, nil, lim)
+	fs.assume, fs.hold = assume, hold
+	return fs
 }
 
 // AcceptFrameStream reads the peer's first frame, picks the dialect it is written in,
 // and returns a stream whose first ReadMessage yields that message.
 func AcceptFrameStream(rwc io.ReadWriteCloser, lim Limits) (*FrameStream, error) {
 	fs := NewFrameStream(rwc, nil, lim)
-	payload, err := ReadFrame(fs.r, lim, nil)
-	if err != nil {
-		return nil, err
-	}
-	if fs.dialect, err = DetectDialect(payload); err != nil {
-		return nil, err
-	}
-	m, err := fs.dialect.ParseMessage(payload, lim.Value)
+	m, err := fs.ReadMessage()
 	if err != nil {
 		return nil, err
 	}
@@ -46,8 +69,23 @@ func AcceptFrameStream(rwc io.ReadWriteCloser, lim Limits) (*FrameStream, error)
 	return fs, nil
 }
 
-// Dialect is the stream's message layout.
-func (fs *FrameStream) Dialect() Dialect { return fs.dialect }
+func (fs *FrameStream) settleDialect(d Dialect, assumed bool) Dialect {
+	fs.settle.Do(func() {
+		fs.dialect, fs.assumed = d, assumed
+		close(fs.known)
+	})
+	return fs.dialect
+}
+
+// Dialect is the stream's message layout, nil while it is not settled.
+func (fs *FrameStream) Dialect() Dialect {
+	select {
+	case <-fs.known:
+		return fs.dialect
+	default:
+		return nil
+	}
+}
 
 // SetCompression turns compression of large payloads on (the default, as rpyc) or off.
 func (fs *FrameStream) SetCompression(on bool) {
@@ -69,12 +107,61 @@ func (fs *FrameStream) ReadMessage() (Message, error) {
 	if cap(payload) <= 1<<20 {
 		fs.rbuf = payload[:0]
 	}
-	return fs.dialect.ParseMessage(payload, fs.lim.Value)
+	d := fs.Dialect()
+	if d == nil || fs.assumed {
+		if d, err = fs.detect(payload); err != nil {
+			return Message{}, err
+		}
+	}
+	return d.ParseMessage(payload, fs.lim.Value)
+}
+
+// detect settles the dialect from the peer's first payload.
+func (fs *FrameStream) detect(payload []byte) (Dialect, error) {
+	seen, err := DetectDialect(payload)
+	if err != nil {
+		return nil, err
+	}
+	d := fs.settleDialect(seen, false)
+	if d != seen {
+		return nil, &DialectError{Dialect: seen.Name(), Msg: fmt.Sprintf(
+			"the peer spoke %s after %s had been written to it", seen.Name(), d.Name()), Err: ErrDialectMismatch}
+	}
+	fs.assumed = false
+	return d, nil
+}
+
+// ErrDialectMismatch: the peer's first frame is in the other layout than the one the
+// stream had to assume for writing.
+var ErrDialectMismatch = errors.New("dialect mismatch")
+
+// WaitMessage waits up to d for the next message to start arriving. It reports false
+// when d passed first; true when a message (or an error, which ReadMessage then
+// returns) is there. A connection without read deadlines cannot bound the wait: it
+// reports true at once and ReadMessage blocks.
+func (fs *FrameStream) WaitMessage(d time.Duration) (bool, error) {
+	if fs.pending != nil || fs.r.Buffered() > 0 {
+		return true, nil
+	}
+	dl, ok := fs.rwc.(interface{ SetReadDeadline(time.Time) error })
+	if !ok || dl.SetReadDeadline(time.Now().Add(d)) != nil {
+		return true, nil
+	}
+	_, err := fs.r.Peek(1)
+	dl.SetReadDeadline(time.Time{})
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return false, nil
+	}
+	return true, nil
 }
 
 // WriteMessage encodes m and writes its frame with one Write. Safe for concurrent use.
 func (fs *FrameStream) WriteMessage(m Message) error {
-	payload, err := fs.dialect.AppendMessage(nil, m)
+	d := fs.Dialect()
+	if d == nil {
+		d = fs.waitDialect()
+	}
+	payload, err := d.AppendMessage(nil, m)
 	if err != nil {
 		return fmt.Errorf("encode %v %d: %w", m.Type, m.Seq, err)
 	}
@@ -83,6 +170,22 @@ func (fs *FrameStream) WriteMessage(m Message) error {
 	frame := AppendFrame(make([]byte, 0, len(payload)+frameHeaderLen+1), payload, fs.compress)
 	_, err = fs.rwc.Write(frame)
 	return err
+}
+
+// waitDialect waits for the peer's first frame up to hold, then assumes.
+func (fs *FrameStream) waitDialect() Dialect {
+	if fs.assume == nil {
+		<-fs.known
+		return fs.dialect
+	}
+	t := time.NewTimer(fs.hold)
+	defer t.Stop()
+	select {
+	case <-fs.known:
+		return fs.dialect
+	case <-t.C:
+		return fs.settleDialect(fs.assume, true)
+	}
 }
 
 // Close closes the underlying connection.
