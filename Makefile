@@ -53,12 +53,15 @@ vet:
 gotest:
 	$(GO) test -race -count=1 ./...
 
-# The whole suite runs once per rpyc client version (6.0.2, 5.3.1); the Python peer's own
-# tests also run under Python 3.9 with pydantic 1 and no msgpack, under Python 3.13, and with
-# the built-in msgpack codec forced.
+# The whole suite runs once per rpyc client version (6.0.2, 5.3.1), the serve tests under
+# both isolations (spawned workers, and Python embedded in the pybridge process); the
+# Python peer's own tests also run under Python 3.9 with pydantic 1 and no msgpack, under
+# Python 3.13, and with the built-in msgpack codec forced.
 pytest: build
 	$(VENV)/rpyc6/bin/python -m pytest -q tests
+	PYBRIDGE_ISOLATION=embedded $(VENV)/rpyc6/bin/python -m pytest -q tests/serve
 	$(VENV)/rpyc5/bin/python -m pytest -q tests
+	PYBRIDGE_ISOLATION=embedded $(VENV)/rpyc5/bin/python -m pytest -q tests/serve
 	$(VENV)/pydantic1/bin/python -m pytest -q tests/peer
 	$(VENV)/py313/bin/python -m pytest -q tests/peer
 	PYBRIDGE_CODEC=builtin $(VENV)/rpyc6/bin/python -m pytest -q tests/peer

@@ -93,18 +93,22 @@ def start(kind, workers):
     port = free_port()
     if kind == "rpyc":
         return Server([sys.executable, "-c", STOCK_SERVER, str(port)], port)
+    isolation = kind.split(" ")[1]
     return Server(pybridge_args("--classic", "--port", str(port), "--workers", str(workers),
-                                "--log-level", "error"), port)
+                                "--isolation", isolation, "--log-level", "error"), port)
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=2.0)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--isolation", action="append",
+                    help="pybridge isolations to measure (default: embedded and shared)")
     args = ap.parse_args()
+    kinds = ["rpyc"] + [f"pybridge {i}" for i in (args.isolation or ["embedded", "shared"])]
 
     results = {}
-    for kind in ("rpyc", "pybridge"):
+    for kind in kinds:
         srv = start(kind, args.workers)
         try:
             names = list(workloads(rpyc.classic.connect("127.0.0.1", srv.port)))
@@ -117,16 +121,18 @@ def main():
             srv.stop()
 
     print(f"rpyc {rpyc.__version__} client, Python {sys.version.split()[0]}, "
-          f"{os.cpu_count()} cores, pybridge --workers {args.workers}")
-    print(f"{'workload':34} {'rpyc ops/s':>11} {'pybridge ops/s':>15} {'ratio':>6}   "
-          f"{'rpyc CPU/req':>13} {'pybridge CPU/req':>17} {'ratio':>6}")
+          f"{os.cpu_count()} cores, pybridge --workers {args.workers} (spawned isolations)")
+    print("CPU ratio = rpyc's server CPU per request / pybridge's (higher is better for pybridge)")
     names = [n for (k, n) in results if k == "rpyc"]
-    for name in names:
-        r_ops, r_cpu = results[("rpyc", name)]
-        p_ops, p_cpu = results[("pybridge", name)]
-        print(f"{name:34} {r_ops:11.0f} {p_ops:15.0f} {p_ops / r_ops:6.2f}   "
-              f"{fmt(r_cpu):>13} {fmt(p_cpu):>17} {p_cpu / r_cpu if r_cpu else float('nan'):6.2f}")
-    for kind in ("rpyc", "pybridge"):
+    for kind in kinds[1:]:
+        print(f"\n{kind}")
+        print(f"{'workload':34} {'rpyc ops/s':>11} {'ops/s':>9} {'rpyc CPU/req':>13} {'CPU/req':>10} {'CPU ratio':>10}")
+        for name in names:
+            r_ops, r_cpu = results[("rpyc", name)]
+            p_ops, p_cpu = results[(kind, name)]
+            print(f"{name:34} {r_ops:11.0f} {p_ops:9.0f} {fmt(r_cpu):>13} {fmt(p_cpu):>10} "
+                  f"{r_cpu / p_cpu if p_cpu else float('nan'):9.2f}x")
+    for kind in kinds:
         one = results[(kind, "CPU-bound, 1 client")][0]
         two = results[(kind, "CPU-bound, 2 clients")][0]
         print(f"{kind}: two CPU-bound clients get {two / one:.2f}x the throughput of one")

@@ -71,6 +71,28 @@ type OpenOptions struct {
 	Dialect string         // "5", "6" or "go"; defaults to "go" in mode "go"
 }
 
+// openBody is what a connection is opened with (the OPEN body; in embedded isolation
+// the same map is handed to pybridge.embedded.serve).
+func openBody(opts OpenOptions) map[string]any {
+	body := map[string]any{"mode": opts.Mode}
+	if opts.Service != "" {
+		body["service"] = opts.Service
+	}
+	if opts.Config != nil {
+		body["config"] = opts.Config
+	}
+	if opts.Peer != "" {
+		body["peer"] = opts.Peer
+	}
+	if opts.Dialect == "" && opts.Mode == "go" {
+		opts.Dialect = "go"
+	}
+	if opts.Dialect != "" {
+		body["dialect"] = opts.Dialect
+	}
+	return body
+}
+
 var workerIDs atomic.Int64
 
 // StartWorker starts one worker and waits for its HELLO (bounded by ctx and
@@ -445,22 +467,7 @@ func (w *Worker) Open(ctx context.Context, opts OpenOptions) (*Channel, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	body := map[string]any{"mode": opts.Mode}
-	if opts.Service != "" {
-		body["service"] = opts.Service
-	}
-	if opts.Config != nil {
-		body["config"] = opts.Config
-	}
-	if opts.Peer != "" {
-		body["peer"] = opts.Peer
-	}
-	if opts.Dialect == "" && opts.Mode == "go" {
-		opts.Dialect = "go"
-	}
-	if opts.Dialect != "" {
-		body["dialect"] = opts.Dialect
-	}
+	body := openBody(opts)
 	w.mu.Lock()
 	if w.exitErr != nil {
 		w.mu.Unlock()

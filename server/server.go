@@ -16,12 +16,14 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/pybridge/pybridge/bridge"
@@ -29,10 +31,14 @@ import (
 	"github.com/pybridge/pybridge/pyhost"
 )
 
-// Config configures a Server. Pool is required.
+// Config configures a Server. One of Pool and Embedded is required.
 type Config struct {
-	// Pool hosts the connections.
+	// Pool hosts the connections in spawned workers.
 	Pool *pyhost.Pool
+	// Embedded hosts them in this process's interpreter (isolation "embedded").
+	Embedded *pyhost.Embedded
+	// TLS, when set, is the TLS server configuration every accepted connection uses.
+	TLS *tls.Config
 	// Open says what each connection serves (Mode, Service, Config); Peer and Dialect
 	// are filled in per connection.
 	Open pyhost.OpenOptions
@@ -102,6 +108,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		go func() {
 			defer s.wg.Done()
 			peer := c.RemoteAddr().String()
+			if s.cfg.Embedded != nil {
+				c = toBlocking(c)
+			}
+			if s.cfg.TLS != nil {
+				c = tls.Server(c, s.cfg.TLS)
+			}
 			if err := s.ServeConn(ctx, c, peer); err != nil {
 				s.log.Warn("connection ended", "peer", peer, "err", err)
 			}
@@ -110,12 +122,19 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 }
 
 // ServeConn serves one client over c (a socket, or a pair of pipes in stdio mode) and
-// returns when the connection ends: nil when the client closed it cleanly.
+// returns when the connection ends: nil when the client closed it cleanly. TLS, when
+// configured, is up to the caller (Serve does it).
 func (s *Server) ServeConn(ctx context.Context, c io.ReadWriteCloser, peer string) error {
 	opts := s.cfg.Open
 	opts.Peer = peer
 	if s.cfg.Dialect != nil {
 		opts.Dialect = DialectVersion(s.cfg.Dialect)
+	}
+	if s.cfg.Embedded != nil {
+		client := s.clientStream(c)
+		err := hangup(s.cfg.Embedded.Serve(ctx, client, opts))
+		s.log.Debug("connection closed", "peer", peer, "dialect", dialectOf(client), "err", err)
+		return err
 	}
 	ch, err := s.cfg.Pool.Open(ctx, opts)
 	if err != nil {
@@ -123,10 +142,18 @@ func (s *Server) ServeConn(ctx context.Context, c io.ReadWriteCloser, peer strin
 		return fmt.Errorf("open a worker connection for %s: %w", peer, err)
 	}
 	log := s.log.With("peer", peer, "worker", ch.Worker().ID())
-
 	client := s.clientStream(c)
-	err = bridge.Relay(ctx, client, ch)
+	err = hangup(bridge.Relay(ctx, client, ch))
 	log.Debug("connection closed", "dialect", dialectOf(client), "err", err)
+	return err
+}
+
+// hangup maps a client that went away (EOF, a reset, a write to a closed socket or
+// pipe while a reply was under way) to nil: that is how connections normally end.
+func hangup(err error) error {
+	if errors.Is(err, io.EOF) || errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET) {
+		return nil
+	}
 	return err
 }
 

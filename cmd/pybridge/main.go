@@ -100,7 +100,7 @@ What to serve:
 	fs.StringVar(&f.sslCA, "ssl-cafile", "", "require client certificates signed by this CA (PEM)")
 	fs.StringVar(&f.python, "python", "python3", "worker interpreter; nothing needs to be installed in it")
 	fs.IntVar(&f.workers, "workers", 1, "worker processes")
-	fs.StringVar(&f.isolation, "isolation", "shared", "shared (connections spread over the workers) or connection (a worker per connection)")
+	fs.StringVar(&f.isolation, "isolation", "shared", "embedded (Python inside this process), shared (connections spread over --workers processes) or connection (a worker process per connection)")
 	fs.StringVar(&f.rpycVersion, "rpyc-version", "auto", "client message layout: auto (detected per connection), 5 or 6")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&f.quiet, "quiet", false, "log errors only")
@@ -122,9 +122,9 @@ What to serve:
 		return nil, fmt.Errorf("--mode %q: want threaded or stdio", f.mode)
 	}
 	switch f.isolation {
-	case "shared", "connection":
+	case "shared", "connection", "embedded":
 	default:
-		return nil, fmt.Errorf("--isolation %q: want shared or connection", f.isolation)
+		return nil, fmt.Errorf("--isolation %q: want embedded, shared or connection", f.isolation)
 	}
 	if f.workers < 1 {
 		return nil, fmt.Errorf("--workers %d: want at least 1", f.workers)
@@ -209,17 +209,34 @@ func run(f *serveFlags, log *slog.Logger) error {
 		return fmt.Errorf("--rpyc-version %q: want auto, 5 or 6", f.rpycVersion)
 	}
 
-	pool, err := pyhost.NewPool(ctx, pyhost.Config{
+	hostCfg := pyhost.Config{
 		Python:    f.python,
 		Workers:   f.workers,
 		Isolation: f.isolation,
 		Logger:    log,
-	})
-	if err != nil {
-		return err
 	}
-	defer pool.Shutdown(context.Background())
-	srv := server.New(server.Config{Pool: pool, Open: open, Dialect: dialect, Logger: log})
+	srvCfg := server.Config{Open: open, Dialect: dialect, Logger: log}
+	if f.sslCert != "" {
+		var err error
+		if srvCfg.TLS, err = tlsConfig(f); err != nil {
+			return err
+		}
+	}
+	if f.isolation == pyhost.IsolationEmbedded {
+		emb, err := pyhost.StartEmbedded(ctx, hostCfg)
+		if err != nil {
+			return err
+		}
+		srvCfg.Embedded = emb
+	} else {
+		pool, err := pyhost.NewPool(ctx, hostCfg)
+		if err != nil {
+			return err
+		}
+		defer pool.Shutdown(context.Background())
+		srvCfg.Pool = pool
+	}
+	srv := server.New(srvCfg)
 
 	if stdio != nil {
 		return srv.ServeConn(ctx, stdio, "stdio")
@@ -228,7 +245,7 @@ func run(f *serveFlags, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	log.Info("serving", "addr", ln.Addr().String(), "workers", f.workers, "isolation", f.isolation)
+	log.Info("serving", "addr", ln.Addr().String(), "isolation", f.isolation, "workers", f.workers)
 	return srv.Serve(ctx, ln)
 }
 
@@ -246,18 +263,7 @@ func listen(f *serveFlags) (net.Listener, error) {
 	default:
 		ln, err = net.Listen("tcp", net.JoinHostPort(f.host, strconv.Itoa(f.port)))
 	}
-	if err != nil {
-		return nil, err
-	}
-	if f.sslCert == "" {
-		return ln, nil
-	}
-	cfg, err := tlsConfig(f)
-	if err != nil {
-		ln.Close()
-		return nil, err
-	}
-	return tls.NewListener(ln, cfg), nil
+	return ln, err
 }
 
 func tlsConfig(f *serveFlags) (*tls.Config, error) {

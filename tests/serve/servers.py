@@ -60,8 +60,14 @@ class Server:
                 self.proc.wait(10)
 
 
+# The isolation every pybridge server of a test run uses: "shared" (spawned workers) or
+# "embedded" (Python inside the pybridge process). `make test` runs the suite under both.
+ISOLATION = os.environ.get("PYBRIDGE_ISOLATION", "shared")
+
+
 def pybridge_args(*extra, python=None):
-    return [str(PYBRIDGE), "serve", "--python", python or sys.executable, "--log-level", "warn", *extra]
+    return [str(PYBRIDGE), "serve", "--python", python or sys.executable, "--isolation", ISOLATION,
+            "--log-level", "warn", *extra]
 
 
 @contextlib.contextmanager

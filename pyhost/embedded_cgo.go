@@ -1,0 +1,255 @@
+//go:build cgo
+
+package pyhost
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/pybridge/pybridge/bridge/brine"
+	"github.com/pybridge/pybridge/bridge/wire"
+	"github.com/pybridge/pybridge/pyhost/internal/cpython"
+)
+
+// Embedded is the CPython interpreter inside this process: isolation "embedded". It
+// runs the same Python peer as a worker, with the same semantics, without a process
+// hop: Go reads a client's frames and hands each message to Python as Python values on
+// the connection's own thread.
+//
+// One process embeds one interpreter, for its whole life. A crash in hosted code (a
+// segfault, os._exit) ends the process, as it ends rpyc's own server; the spawned
+// isolations are the choice for crash isolation and for Python on several cores.
+type Embedded struct {
+	info    cpython.Info
+	log     *slog.Logger
+	serveFn cpython.Object // pybridge.embedded.serve
+}
+
+var embeddedInterp struct {
+	mu sync.Mutex
+	e  *Embedded
+}
+
+// As for a worker (python -m pybridge.worker): the working directory first on
+// sys.path, then the pybridge package.
+const embeddedSetup = `
+import os, sys
+sys.argv = [""]
+sys.path[0:0] = [os.getcwd(), %q]
+import pybridge.embedded
+`
+
+// StartEmbedded loads the shared library of cfg.Python (found with that interpreter's
+// own sysconfig) into this process and initialises it as that interpreter: its
+// sys.executable, sys.prefix and site-packages, a venv's included. The first call
+// starts Python; later calls with the same interpreter return it, and any other
+// interpreter is refused. Python installs no signal handlers. Config.Env, Dir,
+// PythonArgs, Workers and MemoryLimit do not apply: Python shares this process.
+func StartEmbedded(ctx context.Context, cfg Config) (*Embedded, error) {
+	cfg = cfg.withDefaults()
+	startErr := func(err error) error { return &StartError{Python: cfg.Python, Err: err} }
+	info, err := cpython.Probe(ctx, cfg.Python)
+	if err != nil {
+		return nil, startErr(err)
+	}
+	embeddedInterp.mu.Lock()
+	defer embeddedInterp.mu.Unlock()
+	if e := embeddedInterp.e; e != nil {
+		if e.info.Executable != info.Executable {
+			return nil, startErr(&cpython.SecondInterpreterError{Running: e.info.Executable, Asked: info.Executable})
+		}
+		return e, nil
+	}
+	if err := info.Check(); err != nil {
+		return nil, startErr(fmt.Errorf("%w: %w", ErrCannotEmbed, err))
+	}
+	pkgDir := cfg.PackageDir
+	if pkgDir == "" {
+		if pkgDir, err = embeddedPackageDir(); err != nil {
+			return nil, startErr(err)
+		}
+	}
+	if _, err := cpython.Start(info, fmt.Sprintf(embeddedSetup, pkgDir)); err != nil {
+		return nil, startErr(err)
+	}
+	e := &Embedded{info: info, log: cfg.Logger}
+	cpython.Enter()
+	defer cpython.Leave()
+	mod, err := cpython.Import("pybridge.embedded")
+	if err == nil {
+		e.serveFn, err = mod.Attr("serve")
+		mod.DecRef()
+	}
+	if err != nil {
+		return nil, startErr(err)
+	}
+	embeddedInterp.e = e
+	cfg.Logger.Debug("pyhost: embedded interpreter started", "python", info.Version, "executable", info.Executable, "library", info.Library)
+	return e, nil
+}
+
+// Python is the embedded interpreter's version, e.g. "3.11.7".
+func (e *Embedded) Python() string { return e.info.Version }
+
+// Executable is the interpreter's sys.executable.
+func (e *Embedded) Executable() string { return e.info.Executable }
+
+// Library is the path of the libpython the process loaded.
+func (e *Embedded) Library() string { return e.info.Library }
+
+// Serve runs one RPyC connection over t until it ends, on the calling goroutine, which
+// stays pinned to its OS thread (the connection's thread, as under rpyc's
+// ThreadedServer) meanwhile; the GIL is released whenever that thread is in Go (socket
+// I/O, framing, brine). It returns nil when the peer went away cleanly (io.EOF), else
+// why the connection ended. When ctx ends, t is closed and the connection ends.
+func (e *Embedded) Serve(ctx context.Context, t Transport, opts OpenOptions) error {
+	c := &embeddedConn{t: t, dec: cpython.Decoder{Lists: opts.Mode == "go"}}
+	stop := context.AfterFunc(ctx, func() {
+		c.fail(ctx.Err())
+		t.Close()
+	})
+	defer stop()
+
+	cpython.Enter()
+	defer cpython.Leave()
+	var objs []cpython.Object
+	defer func() {
+		for _, o := range objs {
+			o.DecRef()
+		}
+	}()
+	for _, fn := range []cpython.Func{c.recv, c.send, c.close} {
+		o, err := cpython.NewFunc(fn)
+		if err != nil {
+			return err
+		}
+		objs = append(objs, o)
+	}
+	o, err := c.enc.Object(openBody(opts))
+	if err != nil {
+		return err
+	}
+	objs = append(objs, o)
+	r, err := e.serveFn.Call(objs, cpython.Object{})
+	if err != nil {
+		return fmt.Errorf("pyhost: embedded connection: %w", takeException(err))
+	}
+	r.DecRef()
+	t.Close()
+	return c.result()
+}
+
+// takeException turns a Python exception into a plain error (dropping its references).
+func takeException(err error) error {
+	var exc *cpython.Exception
+	if errors.As(err, &exc) {
+		exc.Release()
+		return errors.New(exc.Error())
+	}
+	return err
+}
+
+// embeddedConn is the Go half of one embedded connection's transport: the functions
+// Python calls to receive, send and close.
+type embeddedConn struct {
+	t   Transport
+	enc cpython.Encoder
+	dec cpython.Decoder
+
+	mu  sync.Mutex
+	err error // why the connection ended, first reason wins
+}
+
+func (c *embeddedConn) fail(err error) {
+	c.mu.Lock()
+	if c.err == nil {
+		c.err = err
+	}
+	c.mu.Unlock()
+}
+
+func (c *embeddedConn) result() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err == nil || errors.Is(c.err, io.EOF) || errors.Is(c.err, errClosedHere) {
+		return nil
+	}
+	return c.err
+}
+
+var errClosedHere = errors.New("closed by the Python side")
+
+// recv(timeout) -> (kind, seq, body) | None; EOFError once the peer is gone.
+func (c *embeddedConn) recv(args cpython.Object) (cpython.Object, error) {
+	a, err := c.dec.Value(args)
+	if err != nil {
+		return cpython.Object{}, err
+	}
+	wait := time.Duration(-1)
+	if t, ok := a.(brine.Tuple); ok && len(t) == 1 {
+		switch v := t[0].(type) {
+		case float64:
+			wait = time.Duration(v * float64(time.Second))
+		case int64:
+			wait = time.Duration(v) * time.Second
+		}
+	}
+	ts := cpython.Release()
+	ready := true
+	var m wire.Message
+	if wait >= 0 {
+		ready, err = c.t.WaitMessage(wait)
+	}
+	if ready && err == nil {
+		m, err = c.t.ReadMessage()
+	}
+	ts.Reacquire()
+	if err != nil {
+		c.fail(err)
+		return cpython.Object{}, &cpython.Raise{Class: "EOFError", Msg: err.Error()}
+	}
+	if !ready {
+		return cpython.None(), nil
+	}
+	return c.enc.Object(brine.Tuple{int64(m.Type), m.Seq, m.Body})
+}
+
+// send(kind, seq, body)
+func (c *embeddedConn) send(args cpython.Object) (cpython.Object, error) {
+	a, err := c.dec.Value(args)
+	if err != nil {
+		return cpython.Object{}, err
+	}
+	t, _ := a.(brine.Tuple)
+	if len(t) != 3 {
+		return cpython.Object{}, &cpython.Raise{Class: "TypeError", Msg: "send(kind, seq, body)"}
+	}
+	kind, _ := t[0].(int64)
+	seq, _ := t[1].(int64)
+	ts := cpython.Release()
+	err = c.t.WriteMessage(wire.Message{Type: wire.MsgType(kind), Seq: seq, Body: t[2]})
+	ts.Reacquire()
+	if err != nil {
+		var ute *brine.UnsupportedTypeError
+		if errors.As(err, &ute) {
+			return cpython.Object{}, &cpython.Raise{Class: "TypeError", Msg: err.Error()}
+		}
+		c.fail(err)
+		return cpython.Object{}, &cpython.Raise{Class: "EOFError", Msg: err.Error()}
+	}
+	return cpython.Object{}, nil
+}
+
+// close(reason): the connection ended at the Python side.
+func (c *embeddedConn) close(args cpython.Object) (cpython.Object, error) {
+	c.fail(errClosedHere)
+	ts := cpython.Release()
+	c.t.Close()
+	ts.Reacquire()
+	return cpython.Object{}, nil
+}
