@@ -50,8 +50,15 @@ build:
 vet:
 	$(GO) vet ./...
 
+# The embedded interpreter's Go tests also run under Python 3.9, 3.13 and Debian's
+# python3 (one interpreter per test process: PYBRIDGE_TEST_PYTHON picks it).
+EMBED_PYTHONS := $(PY39) $(PY313) $(wildcard /usr/bin/python3)
 gotest:
 	$(GO) test -race -count=1 ./...
+	for p in $(EMBED_PYTHONS); do \
+	  PYBRIDGE_TEST_PYTHON=$$p $(GO) test -count=1 ./pyhost/internal/cpython || exit 1; \
+	  PYBRIDGE_TEST_PYTHON=$$p $(GO) test -count=1 -run Embedded ./pyhost || exit 1; \
+	done
 
 # The whole suite runs once per rpyc client version (6.0.2, 5.3.1), the serve tests under
 # both isolations (spawned workers, and Python embedded in the pybridge process); the

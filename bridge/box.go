@@ -13,6 +13,9 @@ func (c *Conn) box(v any) (any, error) {
 	switch v := v.(type) {
 	case *Ref:
 		if v.conn == c {
+			if v.state.obj != nil {
+				return brine.Tuple{int64(wire.LabelLocalRef), v}, nil
+			}
 			return brine.Tuple{int64(wire.LabelLocalRef), v.state.idPack}, nil
 		}
 		return nil, fmt.Errorf("bridge: a Ref of another connection cannot be passed here")
@@ -118,6 +121,9 @@ func (c *Conn) unbox(b any) (any, error) {
 	case wire.LabelLocalRef:
 		return c.objects.get(t[1])
 	case wire.LabelRemoteRef:
+		if r, ok := t[1].(*Ref); ok && r.conn == c {
+			return r, nil // a local peer's object, made a Ref already
+		}
 		return c.refFor(t[1])
 	}
 	return nil, &ProtocolError{Msg: fmt.Sprintf("unknown box label %d", label)}

@@ -29,7 +29,8 @@ type Config struct {
 // goroutine, so calls nest and re-enter freely (Python calls a Go func that calls
 // Python again). A Conn is safe for concurrent use.
 type Conn struct {
-	stream wire.MessageStream
+	stream wire.MessageStream // nil for a local peer
+	local  LocalPeer          // an in-process peer (NewLocalConn), nil for a stream
 	cfg    Config
 	log    *slog.Logger
 	seq    atomic.Int64
@@ -128,7 +129,11 @@ func (c *Conn) shutdown(err error) {
 	c.closeOnce.Do(func() {
 		c.log.Debug("bridge: connection ends", "err", err)
 		c.err = err
-		c.stream.Close()
+		if c.local != nil {
+			c.local.Close()
+		} else {
+			c.stream.Close()
+		}
 		c.objects.clear()
 		close(c.done)
 	})
@@ -141,7 +146,9 @@ func (c *Conn) Close() error {
 		return nil
 	default:
 	}
-	c.send(wire.MsgRequest, c.seq.Add(1), brine.Tuple{int64(wire.HandleClose), brine.Tuple{int64(wire.LabelValue), brine.Tuple{}}})
+	if c.local == nil {
+		c.send(wire.MsgRequest, c.seq.Add(1), brine.Tuple{int64(wire.HandleClose), brine.Tuple{int64(wire.LabelValue), brine.Tuple{}}})
+	}
 	c.shutdown(ErrConnClosed)
 	return nil
 }
@@ -157,6 +164,14 @@ func (c *Conn) Request(ctx context.Context, h wire.Handler, args ...any) (any, e
 	if err := ctx.Err(); err != nil {
 		return nil, err // not sent: the peer runs nothing for a caller already gone
 	}
+	if c.local != nil {
+		select {
+		case <-c.done:
+			return nil, c.err
+		default:
+		}
+		return c.local.Request(ctx, c, h, args)
+	}
 	return c.Async(h, args...).Wait(ctx)
 }
 
@@ -167,12 +182,19 @@ type AsyncResult struct {
 	seq  int64
 	ch   chan wire.Message
 	err  error
+
+	localDone chan struct{} // a local peer's request, run on its own goroutine
+	localVal  any
+	localErr  error
 }
 
 // Async sends a request and returns at once; Wait collects the reply. A result nobody
 // waits for keeps what the reply holds until the connection ends: use AsyncRequest to
 // fire and forget.
 func (c *Conn) Async(h wire.Handler, args ...any) *AsyncResult {
+	if c.local != nil {
+		return c.localAsync(h, args)
+	}
 	a := &AsyncResult{conn: c, h: h}
 	boxed, err := c.box(brine.Tuple(args))
 	if err != nil {
@@ -196,6 +218,9 @@ func (c *Conn) Async(h wire.Handler, args ...any) *AsyncResult {
 func (a *AsyncResult) Wait(ctx context.Context) (any, error) {
 	if a.err != nil {
 		return nil, a.err
+	}
+	if a.localDone != nil {
+		return a.waitLocal(ctx)
 	}
 	c := a.conn
 	select {
@@ -232,6 +257,14 @@ func (c *Conn) abandon(seq int64) {
 // AsyncRequest sends a request without waiting; its reply is discarded (and any
 // references in it released).
 func (c *Conn) AsyncRequest(h wire.Handler, args ...any) error {
+	if c.local != nil {
+		a := c.localAsync(h, args)
+		go func() {
+			<-a.localDone
+			releaseRefs(a.localVal)
+		}()
+		return nil
+	}
 	boxed, err := c.box(brine.Tuple(args))
 	if err != nil {
 		return err

@@ -27,18 +27,21 @@ type Ref struct {
 // refState lives outside the Ref, so the cleanup can read the count without keeping the
 // Ref alive.
 type refState struct {
-	idPack   brine.Tuple
+	idPack   brine.Tuple // for a local peer's object: filled in when first asked for
 	key      string
 	count    atomic.Int64 // receptions not yet released
 	released atomic.Bool
+	obj      any     // a local peer's object (NewLocalConn), nil otherwise
+	localKey uintptr // its identity in the cache
 }
 
 // refCache maps id_packs to weak Refs. get hands out a strong *Ref or nothing in one
 // locked step, so the collector cannot drop an entry between lookup and use; a
 // cleanup removes its entry only if it still holds its own weak pointer.
 type refCache struct {
-	mu sync.Mutex
-	m  map[string]weak.Pointer[Ref]
+	mu    sync.Mutex
+	m     map[string]weak.Pointer[Ref]
+	local map[uintptr]weak.Pointer[Ref] // a local peer's objects
 }
 
 func (c *Conn) refFor(idPack any) (*Ref, error) {
@@ -83,12 +86,17 @@ func (c *Conn) dropRef(s *refState, wp weak.Pointer[Ref]) {
 }
 
 // IDPack is the peer's name for the object: (name_pack, class id, instance id).
-func (r *Ref) IDPack() brine.Tuple { return r.state.idPack }
+func (r *Ref) IDPack() brine.Tuple {
+	if r.state.obj != nil {
+		return r.conn.localIDPack(r.state)
+	}
+	return r.state.idPack
+}
 
 // Conn is the connection the object lives behind.
 func (r *Ref) Conn() *Conn { return r.conn }
 
-func (r *Ref) String() string { return fmt.Sprintf("<bridge.Ref %v>", r.state.idPack[0]) }
+func (r *Ref) String() string { return fmt.Sprintf("<bridge.Ref %v>", r.IDPack()[0]) }
 
 // Close releases the object at once instead of when the GC finds the Ref unreachable.
 // Every holder of the same peer object shares one Ref: close it only when no goroutine
@@ -99,6 +107,14 @@ func (r *Ref) Close() error {
 	rc.mu.Lock()
 	if r.state.released.Swap(true) {
 		rc.mu.Unlock()
+		return nil
+	}
+	if r.state.obj != nil {
+		if wp, ok := rc.local[r.state.localKey]; ok && wp.Value() == r {
+			delete(rc.local, r.state.localKey)
+		}
+		rc.mu.Unlock()
+		r.conn.local.Release(r.state.obj)
 		return nil
 	}
 	n := r.state.count.Swap(0)

@@ -19,6 +19,14 @@ import (
 // methods and struct fields are its Python attributes, under their Go names.
 
 func (c *Conn) serve(m wire.Message) {
+	t, body := c.reply(m)
+	if err := c.send(t, m.Seq, body); err != nil {
+		c.log.Debug("bridge: reply not sent", "seq", m.Seq, "err", err)
+	}
+}
+
+// reply handles a request and returns the reply's type and body.
+func (c *Conn) reply(m wire.Message) (wire.MsgType, any) {
 	result, err := c.handle(m.Body)
 	var body any
 	t := wire.MsgReply
@@ -29,9 +37,7 @@ func (c *Conn) serve(m wire.Message) {
 		t = wire.MsgException
 		body = dumpException(err)
 	}
-	if err := c.send(t, m.Seq, body); err != nil {
-		c.log.Debug("bridge: reply not sent", "seq", m.Seq, "err", err)
-	}
+	return t, body
 }
 
 // attrError is Python's AttributeError, so hasattr() and getattr(obj, name, default)

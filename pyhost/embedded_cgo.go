@@ -28,6 +28,13 @@ type Embedded struct {
 	info    cpython.Info
 	log     *slog.Logger
 	serveFn cpython.Object // pybridge.embedded.serve
+
+	helpersOnce sync.Once
+	helpers     pyHelpers
+	helpersErr  error
+
+	typesMu sync.Mutex
+	types   map[uintptr]bool // type address -> controls attribute access
 }
 
 var embeddedInterp struct {

@@ -4,7 +4,9 @@ package pyhost
 
 import (
 	"context"
+
 	"fmt"
+	"github.com/pybridge/pybridge/bridge"
 
 	"github.com/pybridge/pybridge/pyhost/internal/cpython"
 )
@@ -27,3 +29,6 @@ func (e *Embedded) Library() string    { return "" }
 func (e *Embedded) Serve(ctx context.Context, t Transport, opts OpenOptions) error {
 	return cpython.ErrNoCgo
 }
+
+// Connect is never reached without an Embedded.
+func (e *Embedded) Connect(ctx context.Context) (*bridge.Conn, error) { return nil, cpython.ErrNoCgo }

@@ -42,7 +42,7 @@ def box(conn, obj):
     id_pack = conn.proxy_id_pack(obj)
     if id_pack is not None:
         return (LABEL_LOCAL_REF, id_pack)
-    return (LABEL_REMOTE_REF, conn.objects.add(obj))
+    return (LABEL_REMOTE_REF, conn.export(obj))
 
 
 def unbox(conn, package):
@@ -52,7 +52,7 @@ def unbox(conn, package):
     if label == LABEL_TUPLE:
         return tuple(unbox(conn, x) for x in value)
     if label == LABEL_LOCAL_REF:
-        return conn.objects.get(tuple(value))
+        return conn.local_object(value)
     if label == LABEL_REMOTE_REF:
         return conn.proxy_for(tuple(value))
     raise ValueError(f"invalid box label {label!r}")

@@ -319,6 +319,17 @@ class Connection(Handlers):
             self._remote_root = self.sync_request(consts.HANDLE_GETROOT)
         return self._remote_root
 
+    # ---- this side's objects -------------------------------------------------------
+
+    def export(self, obj):
+        """How obj is named to the peer when it travels by reference: its id_pack, and
+        the object table keeps it for the peer."""
+        return self.objects.add(obj)
+
+    def local_object(self, id_pack):
+        """The object of this side a LOCAL_REF names."""
+        return self.objects.get(tuple(id_pack))
+
     # ---- proxies ------------------------------------------------------------------
 
     def proxy_id_pack(self, obj):

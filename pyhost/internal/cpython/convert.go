@@ -9,6 +9,7 @@ import "C"
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"math/big"
 	"unsafe"
@@ -240,21 +241,11 @@ func (d *Decoder) value(p *C.PyObject, depth int) (any, error) {
 	case C.pb_ComplexType:
 		return complex(float64(C.PyComplex_RealAsDouble(p)), float64(C.PyComplex_ImagAsDouble(p))), nil
 	case C.pb_FrozenSetType:
-		return d.iterate(p, depth, func(xs []any) any { return brine.FrozenSet(xs) })
+		return d.whole(p, depth, func(d *Decoder) (any, error) {
+			return d.iterate(p, depth, func(xs []any) any { return brine.FrozenSet(xs) })
+		})
 	case C.pb_SliceType:
-		var parts [3]any
-		for i, name := range []string{"start", "stop", "step"} {
-			b, err := Object{p}.Attr(name)
-			if err != nil {
-				return nil, err
-			}
-			parts[i], err = d.value(b.p, depth+1)
-			b.DecRef()
-			if err != nil {
-				return nil, err
-			}
-		}
-		return brine.Slice{Start: parts[0], Stop: parts[1], Step: parts[2]}, nil
+		return d.whole(p, depth, func(d *Decoder) (any, error) { return d.slice(p, depth) })
 	}
 	switch p {
 	case C.pb_None:
@@ -267,35 +258,9 @@ func (d *Decoder) value(p *C.PyObject, depth int) (any, error) {
 	if d.Lists {
 		switch t {
 		case C.pb_ListType:
-			n := int(C.PyList_Size(p))
-			out := make([]any, n)
-			for i := range n {
-				v, err := d.value(C.PyList_GetItem(p, C.Py_ssize_t(i)), depth+1)
-				if err != nil {
-					return nil, err
-				}
-				out[i] = v
-			}
-			return out, nil
+			return d.list(p, depth)
 		case C.pb_DictType:
-			m := make(map[any]any, int(C.PyDict_Size(p)))
-			var pos C.Py_ssize_t
-			var k, v *C.PyObject
-			for C.PyDict_Next(p, &pos, &k, &v) != 0 {
-				kv, err := d.value(k, depth+1)
-				if err != nil {
-					return nil, err
-				}
-				vv, err := d.value(v, depth+1)
-				if err != nil {
-					return nil, err
-				}
-				if !hashable(kv) {
-					return nil, &Raise{Class: "TypeError", Msg: fmt.Sprintf("dict key of type %T has no Go map form", kv)}
-				}
-				m[kv] = vv
-			}
-			return m, nil
+			return d.dict(p, depth)
 		case C.pb_SetType:
 			return d.iterate(p, depth, func(xs []any) any { return brine.FrozenSet(xs) })
 		}
@@ -304,6 +269,72 @@ func (d *Decoder) value(p *C.PyObject, depth int) (any, error) {
 		return d.Fallback(Object{p})
 	}
 	return nil, &Raise{Class: "TypeError", Msg: fmt.Sprintf("a %s cannot go by value", Object{p}.TypeName())}
+}
+
+// whole decodes a frozenset or slice only if everything in it goes by value (rpyc
+// passes it by value then, else the whole object by reference: Fallback).
+func (d *Decoder) whole(p *C.PyObject, depth int, decode func(*Decoder) (any, error)) (any, error) {
+	if d.Fallback == nil {
+		return decode(d)
+	}
+	strict := *d
+	strict.Fallback = nil
+	v, err := decode(&strict)
+	var r *Raise
+	if errors.As(err, &r) && r.Class == "TypeError" {
+		return d.Fallback(Object{p})
+	}
+	return v, err
+}
+
+func (d *Decoder) slice(p *C.PyObject, depth int) (any, error) {
+	var parts [3]any
+	for i, name := range []string{"start", "stop", "step"} {
+		b, err := Object{p}.Attr(name)
+		if err != nil {
+			return nil, err
+		}
+		parts[i], err = d.value(b.p, depth+1)
+		b.DecRef()
+		if err != nil {
+			return nil, err
+		}
+	}
+	return brine.Slice{Start: parts[0], Stop: parts[1], Step: parts[2]}, nil
+}
+
+func (d *Decoder) list(p *C.PyObject, depth int) (any, error) {
+	n := int(C.PyList_Size(p))
+	out := make([]any, n)
+	for i := range n {
+		v, err := d.value(C.PyList_GetItem(p, C.Py_ssize_t(i)), depth+1)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = v
+	}
+	return out, nil
+}
+
+func (d *Decoder) dict(p *C.PyObject, depth int) (any, error) {
+	m := make(map[any]any, int(C.PyDict_Size(p)))
+	var pos C.Py_ssize_t
+	var k, v *C.PyObject
+	for C.PyDict_Next(p, &pos, &k, &v) != 0 {
+		kv, err := d.value(k, depth+1)
+		if err != nil {
+			return nil, err
+		}
+		vv, err := d.value(v, depth+1)
+		if err != nil {
+			return nil, err
+		}
+		if !hashable(kv) {
+			return nil, &Raise{Class: "TypeError", Msg: fmt.Sprintf("dict key of type %T has no Go map form", kv)}
+		}
+		m[kv] = vv
+	}
+	return m, nil
 }
 
 func hashable(v any) bool {

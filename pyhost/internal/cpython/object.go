@@ -39,6 +39,21 @@ func (o Object) DecRef() {
 // Ptr is the object's address, for identity (same object, same Ptr).
 func (o Object) Ptr() uintptr { return uintptr(unsafe.Pointer(o.p)) }
 
+// Type is type(o), borrowed: compare it with Ptr, or IncRef it to keep it.
+func (o Object) Type() Object { return Object{(*C.PyObject)(C.pb_type(o.p))} }
+
+// Truth is bool(o).
+func (o Object) Truth() (bool, error) {
+	switch o.p {
+	case C.pb_True:
+		return true, nil
+	case C.pb_False, C.pb_None:
+		return false, nil
+	}
+	n, err := o.Len()
+	return n > 0, err
+}
+
 // None, True and False as new references.
 func None() Object { return Object{C.pb_new_ref(C.pb_None)} }
 
