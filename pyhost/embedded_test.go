@@ -369,4 +369,3 @@ func TestEmbeddedConcurrentCalls(t *testing.T) {
 		t.Error(err)
 	}
 }
-
