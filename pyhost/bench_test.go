@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pybridge/pybridge/bridge"
 	"github.com/pybridge/pybridge/bridge/brine"
 	"github.com/pybridge/pybridge/bridge/wire"
 )
@@ -124,32 +125,44 @@ func BenchmarkRoundTripFrames(b *testing.B) {
 	lat.report(b)
 }
 
-// BenchmarkCallPython is a Go→Python call through the real embedded worker: a method
-// call on a held Ref (math.sqrt), compared with BenchmarkRoundTripJSONLines.
+// BenchmarkCallPython is a Go→Python call through a held Ref (math.sqrt(2.0)), with
+// the worker spawned (isolation shared) and with Python embedded in this process;
+// compare its p50 with BenchmarkRoundTripJSONLines' in the same run:
+//
+//	go test -run '^$' -bench 'CallPython|JSONLines' ./pyhost
 func BenchmarkCallPython(b *testing.B) {
 	python, _ := filepath.Abs("../.venv/rpyc6/bin/python")
-	ctx := context.Background()
-	h, err := Start(ctx, Config{Python: python, PingInterval: -1})
-	if err != nil {
-		b.Fatal(err)
+	for _, isolation := range []string{IsolationShared, IsolationEmbedded} {
+		b.Run(isolation, func(b *testing.B) {
+			ctx := context.Background()
+			h, err := Start(ctx, Config{Python: python, PingInterval: -1, Isolation: isolation})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer h.Close()
+			conn, err := h.Connect(ctx)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer conn.Close()
+			math, err := conn.Import(ctx, "math")
+			if err != nil {
+				b.Fatal(err)
+			}
+			sqrt, err := math.Attr(ctx, "sqrt")
+			if err != nil {
+				b.Fatal(err)
+			}
+			held := sqrt.(*bridge.Ref)
+			var l latencies
+			for b.Loop() {
+				t0 := time.Now()
+				if _, err := held.Call(ctx, 2.0); err != nil {
+					b.Fatal(err)
+				}
+				l.add(time.Since(t0))
+			}
+			l.report(b)
+		})
 	}
-	defer h.Close()
-	conn, err := h.Connect(ctx)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer conn.Close()
-	math, err := conn.Import(ctx, "math")
-	if err != nil {
-		b.Fatal(err)
-	}
-	var l latencies
-	for b.Loop() {
-		t0 := time.Now()
-		if _, err := math.CallAttr(ctx, "sqrt", 2.0); err != nil {
-			b.Fatal(err)
-		}
-		l.add(time.Since(t0))
-	}
-	l.report(b)
 }
