@@ -59,7 +59,7 @@ import pybridge.embedded
 // PythonArgs, Workers and MemoryLimit do not apply: Python shares this process.
 func StartEmbedded(ctx context.Context, cfg Config) (*Embedded, error) {
 	cfg = cfg.withDefaults()
-	startErr := func(err error) error { return &StartError{Python: cfg.Python, Err: err} }
+	startErr := func(err error) error { return &StartError{Python: cfg.Python, Err: err, Embedded: true} }
 	info, err := cpython.Probe(ctx, cfg.Python)
 	if err != nil {
 		return nil, startErr(err)

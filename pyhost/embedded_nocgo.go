@@ -18,7 +18,7 @@ type Embedded struct{}
 // StartEmbedded fails: this binary was built without cgo.
 func StartEmbedded(ctx context.Context, cfg Config) (*Embedded, error) {
 	cfg = cfg.withDefaults()
-	return nil, &StartError{Python: cfg.Python, Err: fmt.Errorf("%w: %w", ErrCannotEmbed, cpython.ErrNoCgo)}
+	return nil, &StartError{Python: cfg.Python, Err: fmt.Errorf("%w: %w", ErrCannotEmbed, cpython.ErrNoCgo), Embedded: true}
 }
 
 func (e *Embedded) Python() string     { return "" }

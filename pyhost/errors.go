@@ -91,15 +91,21 @@ func signalName(s syscall.Signal) string {
 }
 
 // StartError reports a worker that did not come up: the interpreter could not be run,
-// or it exited or timed out before HELLO. Stderr holds its last lines of standard error.
+// or it exited or timed out before HELLO; Stderr holds its last lines of standard
+// error. In embedded isolation: the interpreter could not be loaded into this process.
 type StartError struct {
-	Python string
-	Err    error
-	Stderr string
+	Python   string
+	Err      error
+	Stderr   string
+	Embedded bool // loading it into this process failed (isolation "embedded")
 }
 
 func (e *StartError) Error() string {
-	s := "pyhost: starting worker " + e.Python + ": " + e.Err.Error()
+	what := "starting worker "
+	if e.Embedded {
+		what = "embedding "
+	}
+	s := "pyhost: " + what + e.Python + ": " + e.Err.Error()
 	if e.Stderr != "" {
 		s += "\n" + e.Stderr
 	}

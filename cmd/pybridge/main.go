@@ -99,8 +99,8 @@ What to serve:
 	fs.StringVar(&f.sslCert, "ssl-certfile", "", "TLS certificate (PEM)")
 	fs.StringVar(&f.sslCA, "ssl-cafile", "", "require client certificates signed by this CA (PEM)")
 	fs.StringVar(&f.python, "python", "python3", "worker interpreter; nothing needs to be installed in it")
-	fs.IntVar(&f.workers, "workers", 1, "worker processes")
-	fs.StringVar(&f.isolation, "isolation", "shared", "embedded (Python inside this process), shared (connections spread over --workers processes) or connection (a worker process per connection)")
+	fs.IntVar(&f.workers, "workers", 1, "worker processes (spawned isolations)")
+	fs.StringVar(&f.isolation, "isolation", "auto", "auto, embedded (Python inside this process), shared (connections spread over --workers processes) or connection (a worker process per connection); auto is embedded when the interpreter has a shared library and --workers is 1, else shared")
 	fs.StringVar(&f.rpycVersion, "rpyc-version", "auto", "client message layout: auto (detected per connection), 5 or 6")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&f.quiet, "quiet", false, "log errors only")
@@ -122,9 +122,9 @@ What to serve:
 		return nil, fmt.Errorf("--mode %q: want threaded or stdio", f.mode)
 	}
 	switch f.isolation {
-	case "shared", "connection", "embedded":
+	case "auto", "shared", "connection", "embedded":
 	default:
-		return nil, fmt.Errorf("--isolation %q: want embedded, shared or connection", f.isolation)
+		return nil, fmt.Errorf("--isolation %q: want auto, embedded, shared or connection", f.isolation)
 	}
 	if f.workers < 1 {
 		return nil, fmt.Errorf("--workers %d: want at least 1", f.workers)
@@ -222,30 +222,60 @@ func run(f *serveFlags, log *slog.Logger) error {
 			return err
 		}
 	}
-	if f.isolation == pyhost.IsolationEmbedded {
+	var interp string
+	isolation := f.isolation
+	if isolation == "auto" && f.workers > 1 {
+		isolation = pyhost.IsolationShared
+	}
+	if isolation == "auto" || isolation == pyhost.IsolationEmbedded {
 		emb, err := pyhost.StartEmbedded(ctx, hostCfg)
-		if err != nil {
+		switch {
+		case err == nil:
+			srvCfg.Embedded = emb
+			isolation = pyhost.IsolationEmbedded
+			interp = fmt.Sprintf("Python %s (%s, embedded from %s)", emb.Python(), emb.Executable(), emb.Library())
+		case isolation == "auto" && errors.Is(err, pyhost.ErrCannotEmbed):
+			log.Info("isolation auto: cannot embed, spawning workers", "reason", err)
+			isolation = pyhost.IsolationShared
+		default:
 			return err
 		}
-		srvCfg.Embedded = emb
-	} else {
+	}
+	if srvCfg.Embedded == nil {
+		hostCfg.Isolation = isolation
 		pool, err := pyhost.NewPool(ctx, hostCfg)
 		if err != nil {
 			return err
 		}
 		defer pool.Shutdown(context.Background())
 		srvCfg.Pool = pool
+		if ws := pool.Workers(); len(ws) > 0 {
+			interp = fmt.Sprintf("Python %s (%s, %d worker processes)", ws[0].Hello().Python, f.python, f.workers)
+		}
 	}
 	srv := server.New(srvCfg)
 
+	what := "classic"
+	if f.service != "" {
+		what = "service " + f.service
+	}
+	dialects := "rpyc 5.x and 6.x (detected per connection)"
+	if dialect != nil {
+		dialects = dialect.Name()
+	}
 	if stdio != nil {
+		log.Info("serving", "what", what, "addr", "stdio", "isolation", isolation, "python", interp, "dialects", dialects)
 		return srv.ServeConn(ctx, stdio, "stdio")
 	}
 	ln, err := listen(f)
 	if err != nil {
 		return err
 	}
-	log.Info("serving", "addr", ln.Addr().String(), "isolation", f.isolation, "workers", f.workers)
+	addr := ln.Addr().String()
+	if srvCfg.TLS != nil {
+		addr += " (TLS)"
+	}
+	log.Info("serving", "what", what, "addr", addr, "isolation", isolation, "python", interp, "dialects", dialects)
 	return srv.Serve(ctx, ln)
 }
 

@@ -75,16 +75,16 @@ var (
 	// build), so it cannot be loaded into this process.
 	ErrNoSharedLibrary = errors.New("the interpreter has no shared library (built without --enable-shared); use a spawned isolation (--isolation shared)")
 	// ErrUnsupported: the interpreter cannot be embedded (too old, or free-threaded).
-	ErrUnsupported = errors.New("cannot embed this interpreter")
+	ErrUnsupported = errors.New("unsupported interpreter")
 )
 
 // Check says whether info describes an interpreter this package can embed.
 func (info Info) Check() error {
 	switch {
 	case info.Major != 3 || info.Minor < 9:
-		return fmt.Errorf("%w: Python %s is older than 3.9", ErrUnsupported, info.Version)
+		return fmt.Errorf("Python %s is older than 3.9: %w", info.Version, ErrUnsupported)
 	case info.FreeThreaded:
-		return fmt.Errorf("%w: Python %s is a free-threaded build", ErrUnsupported, info.Version)
+		return fmt.Errorf("Python %s is a free-threaded build: %w", info.Version, ErrUnsupported)
 	case info.Library == "":
 		return fmt.Errorf("%s (Python %s): %w", info.Executable, info.Version, ErrNoSharedLibrary)
 	}
