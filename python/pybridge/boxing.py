@@ -50,7 +50,7 @@ def unbox(conn, package):
     if label == LABEL_VALUE:
         return value
     if label == LABEL_TUPLE:
-        return tuple(unbox(conn, x) for x in value)
+        return tuple([unbox(conn, x) for x in value])
     if label == LABEL_LOCAL_REF:
         return conn.local_object(value)
     if label == LABEL_REMOTE_REF:

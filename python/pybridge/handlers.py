@@ -50,6 +50,26 @@ CLASSIC_CONFIG = dict(
 )
 
 
+# (type, "_rpyc_getattr" | "_rpyc_setattr" | "_rpyc_delattr") -> the override or None,
+# so a request does not look (and fail, building an AttributeError) every time
+_overrides = {}
+
+
+def _override(cls, name):
+    key = (cls, name)
+    try:
+        return _overrides[key]
+    except KeyError:
+        pass
+    except TypeError:  # an unhashable metaclass instance
+        return getattr(cls, name, None)
+    found = getattr(cls, name, None)
+    if len(_overrides) > 4096:
+        _overrides.clear()
+    _overrides[key] = found
+    return found
+
+
 def _hasattr_static(obj, name):
     try:
         import inspect
@@ -69,6 +89,8 @@ class Handlers:
         if not config[perm]:
             raise AttributeError(f"cannot access {name!r}")
         prefix = config["allow_exposed_attrs"] and config["exposed_prefix"]
+        if not prefix and config["allow_all_attrs"]:
+            return name
         plain = config["allow_all_attrs"]
         plain |= bool(config["allow_exposed_attrs"] and name.startswith(prefix))
         plain |= bool(config["allow_safe_attrs"] and name in config["safe_attrs"])
@@ -87,7 +109,7 @@ class Handlers:
             name = str(name, "utf8")
         elif type(name) is not str:
             raise TypeError("name must be a string")
-        accessor = getattr(type(obj), overrider, None)
+        accessor = _override(type(obj), overrider)
         if accessor is None:
             accessor = default
             name = self._check_attr(obj, name, param)

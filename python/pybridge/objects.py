@@ -21,8 +21,7 @@ class ObjectTable:
         return id_pack
 
     def get(self, id_pack):
-        with self._lock:
-            slot = self._slots.get(id_pack)
+        slot = self._slots.get(id_pack)  # one dict lookup: atomic, no lock needed
         if slot is None:
             raise KeyError(f"no object with id_pack {id_pack!r} (released or never sent)")
         return slot[0]
