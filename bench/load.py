@@ -114,6 +114,8 @@ def main():
             names = list(workloads(rpyc.classic.connect("127.0.0.1", srv.port)))
             for name in names:
                 results[(kind, name)] = measure(srv, lambda c, n=name: workloads(c)[n], args.seconds)
+            attr = lambda c, n=names[0]: workloads(c)[n]  # noqa: E731
+            results[(kind, "attribute get, 4 clients")] = measure(srv, attr, args.seconds, clients=4)
             cpu_bound = lambda c: (lambda: c.eval(CPU_BOUND))  # noqa: E731
             results[(kind, "CPU-bound, 1 client")] = measure(srv, cpu_bound, args.seconds)
             results[(kind, "CPU-bound, 2 clients")] = measure(srv, cpu_bound, args.seconds, clients=2)
@@ -123,7 +125,7 @@ def main():
     print(f"rpyc {rpyc.__version__} client, Python {sys.version.split()[0]}, "
           f"{os.cpu_count()} cores, pybridge --workers {args.workers} (spawned isolations)")
     print("CPU ratio = rpyc's server CPU per request / pybridge's (higher is better for pybridge)")
-    names = [n for (k, n) in results if k == "rpyc"]
+    names = [n for (k, n) in results if k == "rpyc" and "clients" not in n]
     for kind in kinds[1:]:
         print(f"\n{kind}")
         print(f"{'workload':34} {'rpyc ops/s':>11} {'ops/s':>9} {'rpyc CPU/req':>13} {'CPU/req':>10} {'CPU ratio':>10}")
@@ -132,6 +134,11 @@ def main():
             p_ops, p_cpu = results[(kind, name)]
             print(f"{name:34} {r_ops:11.0f} {p_ops:9.0f} {fmt(r_cpu):>13} {fmt(p_cpu):>10} "
                   f"{r_cpu / p_cpu if p_cpu else float('nan'):9.2f}x")
+    print()
+    for kind in kinds:
+        one = results[(kind, "attribute get")][0]
+        four = results[(kind, "attribute get, 4 clients")][0]
+        print(f"{kind}: four clients doing attribute gets get {four / one:.2f}x the throughput of one")
     for kind in kinds:
         one = results[(kind, "CPU-bound, 1 client")][0]
         two = results[(kind, "CPU-bound, 2 clients")][0]

@@ -147,7 +147,11 @@ func (c *Conn) Close() error {
 	default:
 	}
 	if c.local == nil {
-		c.send(wire.MsgRequest, c.seq.Add(1), brine.Tuple{int64(wire.HandleClose), brine.Tuple{int64(wire.LabelValue), brine.Tuple{}}})
+		seq := c.seq.Add(1)
+		c.mu.Lock()
+		c.ignored[seq] = true // its reply may still arrive before the stream closes
+		c.mu.Unlock()
+		c.send(wire.MsgRequest, seq, brine.Tuple{int64(wire.HandleClose), brine.Tuple{int64(wire.LabelValue), brine.Tuple{}}})
 	}
 	c.shutdown(ErrConnClosed)
 	return nil
@@ -196,6 +200,12 @@ func (c *Conn) Async(h wire.Handler, args ...any) *AsyncResult {
 		return c.localAsync(h, args)
 	}
 	a := &AsyncResult{conn: c, h: h}
+	select {
+	case <-c.done:
+		a.err = c.err
+		return a
+	default:
+	}
 	boxed, err := c.box(brine.Tuple(args))
 	if err != nil {
 		a.err = err
@@ -208,7 +218,12 @@ func (c *Conn) Async(h wire.Handler, args ...any) *AsyncResult {
 	c.mu.Unlock()
 	if err := c.send(wire.MsgRequest, a.seq, brine.Tuple{int64(h), boxed}); err != nil {
 		c.abandon(a.seq)
-		a.err = fmt.Errorf("send %v: %w", h, err)
+		select {
+		case <-c.done: // the connection had ended: say why
+			a.err = c.err
+		default:
+			a.err = fmt.Errorf("send %v: %w", h, err)
+		}
 	}
 	return a
 }

@@ -14,6 +14,12 @@ import (
 // Go only changes the encoding (the two streams do that) and enforces the client
 // stream's limits.
 //
+// When the client has sent all it will (EOF: it closed, or shut its sending half) and
+// the worker stream can close its own sending half (CloseWrite), the worker is told so
+// and still answers every request it got before the relay ends: a request sent just
+// before a hang-up runs, and a half-closed client reads its replies, as with rpyc's
+// own server.
+//
 // It returns nil when the client went away cleanly (EOF), else the first error that
 // ended the relay: the client's (a malformed frame, a limit) or the worker's (the
 // connection closed at the Python side, or the worker died). Closing the worker stream
@@ -39,7 +45,12 @@ func Relay(ctx context.Context, client, worker wire.MessageStream) error {
 		defer close(done)
 		finish(pump(worker, client))
 	}()
-	finish(pump(client, worker))
+	err := pump(client, worker)
+	if cw, ok := worker.(interface{ CloseWrite() error }); ok && errors.Is(err, io.EOF) {
+		cw.CloseWrite() // the worker answers what it got, then ends: the other pump sees it
+	} else {
+		finish(err)
+	}
 	<-done
 	if errors.Is(firstErr, io.EOF) {
 		return nil

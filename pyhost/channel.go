@@ -1,110 +1,164 @@
 package pyhost
 
 import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
 	"sync"
+	"time"
 
 	"github.com/pybridge/pybridge/bridge/wire"
 )
 
-// Channel is one RPyC connection inside a worker, a wire.MessageStream: what
-// bridge.Conn and bridge.Relay run on. Messages from the worker queue up without bound
-// per channel, so a slow reader of one connection never stalls the worker's other
-// connections.
+// Channel is one RPyC connection inside a worker, over a socketpair of its own: a
+// wire.MessageStream, what bridge.Conn and bridge.Relay run on. Reading it reads the
+// worker's messages straight off the socket (no other goroutine in between), so a slow
+// reader of one connection holds back only that connection: the worker's thread for it
+// blocks on a full socket, as an rpyc server's does on a slow client.
 type Channel struct {
-	w  *Worker
-	id uint64
+	w    *Worker
+	id   uint64
+	sock *socket
+	rd   *bufio.Reader
+	rbuf []byte
 
 	mu      sync.Mutex
-	queue   []Frame
-	head    int
-	wake    chan struct{} // a token whenever the queue or err changed
-	err     error         // set once: ReadMessage returns it after the queue drains
-	local   bool          // Close was called
-	remote  bool          // the worker sent CLOSE (or died): no CLOSE goes back
+	local   bool  // Close was called
+	wclosed bool  // CloseWrite was called: the worker's EOF is the clean end
+	ended   error // how the connection ended at the worker's side (ReadMessage's error)
 	onClose func(*Channel)
 }
 
-func newChannel(w *Worker, id uint64) *Channel {
-	return &Channel{w: w, id: id, wake: make(chan struct{}, 1)}
+func newChannel(w *Worker, id uint64, s *socket) *Channel {
+	return &Channel{w: w, id: id, sock: s, rd: bufio.NewReaderSize(s, 16<<10)}
 }
 
-// ID is the connection id on the worker socket.
+// ID is the connection id in the worker.
 func (c *Channel) ID() uint64 { return c.id }
 
 // Worker is the worker the connection lives in.
 func (c *Channel) Worker() *Worker { return c.w }
 
-func (c *Channel) signal() {
-	select {
-	case c.wake <- struct{}{}:
-	default:
-	}
-}
-
-func (c *Channel) push(f Frame) {
-	c.mu.Lock()
-	if c.err == nil {
-		c.queue = append(c.queue, f)
-	}
-	c.mu.Unlock()
-	c.signal()
-}
-
-// fail ends the channel with err (the first error wins) once queued messages are read.
-func (c *Channel) fail(err error) {
-	c.mu.Lock()
-	if c.err == nil {
-		c.err = err
-	}
-	c.remote = true
-	c.mu.Unlock()
-	c.signal()
-}
-
-func (c *Channel) remoteClose(err error) {
-	c.fail(err)
-	c.closed()
-}
-
 // ReadMessage returns the next RPyC message from the worker. After the worker closed
 // the connection it returns a *ClosedError, after the worker died a *WorkerExitError,
-// after Close ErrChannelClosed.
+// after Close ErrChannelClosed. Not safe for concurrent use.
 func (c *Channel) ReadMessage() (wire.Message, error) {
 	for {
-		c.mu.Lock()
-		if c.head < len(c.queue) && !c.local {
-			f := c.queue[c.head]
-			c.queue[c.head] = Frame{}
-			c.head++
-			if c.head == len(c.queue) {
-				c.queue, c.head = c.queue[:0], 0
-			}
-			c.mu.Unlock()
-			return wire.Message{Type: wire.MsgType(f.Kind), Seq: f.Seq, Body: f.Body}, nil
-		}
-		if c.err != nil {
-			err := c.err
-			c.mu.Unlock()
+		if err := c.endedErr(); err != nil {
 			return wire.Message{}, err
 		}
-		c.mu.Unlock()
-		<-c.wake
+		f, buf, err := ReadFrame(c.rd, c.rbuf, c.w.cfg.Limits)
+		if cap(buf) <= 1<<20 {
+			c.rbuf = buf[:0]
+		}
+		if err != nil {
+			return wire.Message{}, c.end(c.readErr(err))
+		}
+		switch f.Kind {
+		case KindRequest, KindReply, KindException:
+			return wire.Message{Type: wire.MsgType(f.Kind), Seq: f.Seq, Body: f.Body}, nil
+		case KindClose:
+			reason, _ := f.Body.(string)
+			return wire.Message{}, c.end(&ClosedError{Worker: c.w.id, Conn: c.id, Reason: reason})
+		default:
+			c.w.log.Warn("pyhost: unexpected frame on a connection", "kind", f.Kind, "conn", c.id)
+		}
 	}
 }
+
+// readErr says why reading stopped: our own Close, a worker that broke the protocol
+// (it is killed), a worker that died (its exit error), or a worker that closed the
+// connection without a word.
+func (c *Channel) readErr(err error) error {
+	c.mu.Lock()
+	local, wclosed := c.local, c.wclosed
+	c.mu.Unlock()
+	if local {
+		return ErrChannelClosed
+	}
+	if wclosed && errors.Is(err, io.EOF) {
+		return io.EOF // it answered what it got and ended, as asked
+	}
+	var ce *CodecError
+	var le *LimitError
+	if errors.As(err, &ce) || errors.As(err, &le) {
+		c.w.log.Error("pyhost: worker broke the protocol; killing it", "err", err, "conn", c.id)
+		c.w.Kill(fmt.Errorf("protocol error: %w", err))
+	}
+	// the socket ended: if the worker is dying, that is the reason
+	select {
+	case <-c.w.done:
+		return c.w.Err()
+	case <-time.After(2 * time.Second):
+	}
+	return &ClosedError{Worker: c.w.id, Conn: c.id, Reason: "the worker closed the connection"}
+}
+
+func (c *Channel) endedErr() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.local {
+		return ErrChannelClosed
+	}
+	return c.ended
+}
+
+// end records how the connection ended (first reason wins) and runs the owner's hook.
+func (c *Channel) end(err error) error {
+	c.mu.Lock()
+	if c.ended == nil {
+		c.ended = err
+	}
+	err = c.ended
+	c.mu.Unlock()
+	c.w.forget(c.id)
+	c.closed()
+	return err
+}
+
+// workerGone wakes a reader when the worker has died.
+func (c *Channel) workerGone() { c.sock.shutdown() }
 
 // WriteMessage sends an RPyC message to the worker. It is safe for concurrent use.
 func (c *Channel) WriteMessage(m wire.Message) error {
-	c.mu.Lock()
-	err := c.err
-	c.mu.Unlock()
+	if err := c.endedErr(); err != nil {
+		return err
+	}
+	e := getEncoder(c.w.cfg.Limits)
+	defer putEncoder(e)
+	b, err := e.frame(Frame{Kind: Kind(m.Type), Conn: c.id, Seq: m.Seq, Body: m.Body})
 	if err != nil {
 		return err
 	}
-	return c.w.send(Frame{Kind: Kind(m.Type), Conn: c.id, Seq: m.Seq, Body: m.Body})
+	if err := c.sock.write(b); err != nil {
+		if err := c.endedErr(); err != nil {
+			return err
+		}
+		select {
+		case <-c.w.done:
+			return c.w.Err()
+		default:
+		}
+		return &ClosedError{Worker: c.w.id, Conn: c.id, Reason: "the worker closed the connection"}
+	}
+	return nil
 }
 
-// Close ends the connection: the worker drops every object it held for it and runs
-// on_disconnect. Close is idempotent; it never waits for the worker.
+// CloseWrite tells the worker no more requests come (it reads EOF after the ones
+// sent): it answers those, then ends the connection, and ReadMessage returns the
+// replies and then the end.
+func (c *Channel) CloseWrite() error {
+	c.mu.Lock()
+	c.wclosed = true
+	c.mu.Unlock()
+	c.sock.closeWrite()
+	return nil
+}
+
+// Close ends the connection: the worker serves what it has already received, then
+// drops every object it held for the connection and runs on_disconnect. Close is
+// idempotent; it never waits for the worker.
 func (c *Channel) Close() error {
 	c.mu.Lock()
 	if c.local {
@@ -112,18 +166,9 @@ func (c *Channel) Close() error {
 		return nil
 	}
 	c.local = true
-	send := !c.remote
-	c.queue, c.head = nil, 0
-	if c.err == nil {
-		c.err = ErrChannelClosed
-	}
-	c.remote = true
 	c.mu.Unlock()
-	c.signal()
+	c.sock.close()
 	c.w.forget(c.id)
-	if send {
-		c.w.send(Frame{Kind: KindClose, Conn: c.id})
-	}
 	c.closed()
 	return nil
 }

@@ -11,11 +11,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// socket is Go's end of a worker's socketpair, used with blocking system calls
-// rather than Go's network poller: a reader blocked in read(2) is woken by the kernel
-// directly when the worker answers, which halves the round-trip latency measured here
-// against epoll plus a goroutine wake-up (BenchmarkRoundTrip*). It costs one OS thread
-// per worker while the reader waits.
+// socket is Go's end of a worker's socketpair (the control socket, or one
+// connection's), used with blocking system calls rather than Go's network poller: a
+// reader blocked in read(2) is woken by the kernel directly when the worker answers,
+// which halves the round-trip latency measured here against epoll plus a goroutine
+// wake-up (BenchmarkRoundTrip*). It costs one OS thread per reader while it waits.
 //
 // A blocked reader or writer is woken by shutdown(2), never by closing the fd under it
 // (the number could be reused); close waits for I/O in flight to return.
@@ -67,6 +67,38 @@ func (s *socket) write(b []byte) error {
 		b = b[n:]
 	}
 	return nil
+}
+
+// writeWithFD sends b whole, with fd attached to its first byte (SCM_RIGHTS).
+func (s *socket) writeWithFD(b []byte, fd int) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return net.ErrClosed
+	}
+	oob := unix.UnixRights(fd)
+	for len(b) > 0 {
+		n, err := unix.SendmsgN(s.fd, b, oob, nil, unix.MSG_NOSIGNAL)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return os.NewSyscallError("sendmsg", err)
+		}
+		b, oob = b[n:], nil
+	}
+	return nil
+}
+
+// closeWrite shuts the sending half down: the peer reads what was sent, then EOF.
+func (s *socket) closeWrite() {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if !s.closed {
+		unix.Shutdown(s.fd, unix.SHUT_WR)
+	}
 }
 
 // waitReadable waits until the socket has data or EOF, the deadline passes, ctx is

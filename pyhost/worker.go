@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,9 +19,11 @@ import (
 )
 
 // Worker is one Python worker process: `python -m pybridge.worker --fd 3`, with the
-// Go end of a socketpair as its fd 3. One reader goroutine reads the worker's frames
-// and hands each to the Channel of its connection id; writes from all channels are
-// serialized on the socket.
+// Go end of a control socketpair as its fd 3. Each connection (Open) gets a socketpair
+// of its own, whose worker end travels to the worker with the OPEN frame (SCM_RIGHTS):
+// the connection's thread in the worker reads its own socket and serves inline, and
+// the Channel reads the worker's replies straight off the other end. The control
+// socket carries only HELLO, OPEN, PING/PONG and SHUTDOWN.
 //
 // The process is in its own process group (so a terminal's Ctrl-C reaches only the Go
 // program, and killing the group also kills what hosted code spawned), gets SIGKILL
@@ -92,6 +93,9 @@ func openBody(opts OpenOptions) map[string]any {
 	}
 	return body
 }
+
+// protocolVersion is the worker protocol (docs/worker-protocol.md) this Go side speaks.
+const protocolVersion = 2
 
 var workerIDs atomic.Int64
 
@@ -196,6 +200,11 @@ func (w *Worker) start(ctx context.Context) error {
 	}
 	if err == nil && f.Kind != KindHello {
 		err = fmt.Errorf("first frame is %v, not HELLO", f.Kind)
+	}
+	if err == nil {
+		if h := parseHello(f.Body); h.Protocol != protocolVersion {
+			err = fmt.Errorf("worker speaks protocol %d, not %d (a pybridge package of another version on its path?)", h.Protocol, protocolVersion)
+		}
 	}
 	if err != nil {
 		exited := false
@@ -320,9 +329,6 @@ func (w *Worker) read(rd *bufio.Reader, buf []byte) {
 			break
 		}
 		w.dispatch(f)
-		if rd.Buffered() == 0 {
-			runtime.Gosched()
-		}
 	}
 	var ce *CodecError
 	var le *LimitError
@@ -343,22 +349,6 @@ func (w *Worker) read(rd *bufio.Reader, buf []byte) {
 
 func (w *Worker) dispatch(f Frame) {
 	switch f.Kind {
-	case KindRequest, KindReply, KindException:
-		w.mu.Lock()
-		ch := w.chans[f.Conn]
-		w.mu.Unlock()
-		if ch != nil {
-			ch.push(f)
-		}
-	case KindClose:
-		w.mu.Lock()
-		ch := w.chans[f.Conn]
-		delete(w.chans, f.Conn)
-		w.mu.Unlock()
-		if ch != nil {
-			reason, _ := f.Body.(string)
-			ch.remoteClose(&ClosedError{Worker: w.id, Conn: f.Conn, Reason: reason})
-		}
 	case KindPong:
 		w.mu.Lock()
 		c := w.pings[f.Seq]
@@ -396,8 +386,7 @@ func (w *Worker) finish() {
 			"connections", len(chans), "err", e)
 	}
 	for _, ch := range chans {
-		ch.fail(e)
-		ch.closed()
+		ch.workerGone()
 	}
 	w.sock.close()
 	w.closeLogs()
@@ -460,6 +449,25 @@ func (w *Worker) send(f Frame) error {
 	return nil
 }
 
+// sendFD writes one frame with fd attached (SCM_RIGHTS).
+func (w *Worker) sendFD(f Frame, fd int) error {
+	e := getEncoder(w.cfg.Limits)
+	defer putEncoder(e)
+	b, err := e.frame(f)
+	if err != nil {
+		return err
+	}
+	if err := w.sock.writeWithFD(b, fd); err != nil {
+		select {
+		case <-w.done:
+			return w.exitErr
+		case <-time.After(time.Second):
+		}
+		return fmt.Errorf("pyhost: worker %d: %w", w.id, err)
+	}
+	return nil
+}
+
 // Open starts a connection in the worker and returns its channel. Go may write to it
 // at once; if the worker cannot open it (import error, bad config), the first
 // ReadMessage returns a *ClosedError with the reason.
@@ -468,21 +476,32 @@ func (w *Worker) Open(ctx context.Context, opts OpenOptions) (*Channel, error) {
 		return nil, err
 	}
 	body := openBody(opts)
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("pyhost: socketpair: %w", err)
+	}
 	w.mu.Lock()
 	if w.exitErr != nil {
 		w.mu.Unlock()
+		unix.Close(fds[0])
+		unix.Close(fds[1])
 		return nil, w.exitErr
 	}
 	if w.shutdown {
 		w.mu.Unlock()
+		unix.Close(fds[0])
+		unix.Close(fds[1])
 		return nil, fmt.Errorf("pyhost: worker %d is shutting down: %w", w.id, ErrHostClosed)
 	}
 	w.nextConn++
-	ch := newChannel(w, w.nextConn)
+	ch := newChannel(w, w.nextConn, &socket{fd: fds[0]})
 	w.chans[ch.id] = ch
 	w.mu.Unlock()
-	if err := w.send(Frame{Kind: KindOpen, Conn: ch.id, Body: body}); err != nil {
+	err = w.sendFD(Frame{Kind: KindOpen, Conn: ch.id, Body: body}, fds[1])
+	unix.Close(fds[1]) // the worker has its own copy now
+	if err != nil {
 		w.forget(ch.id)
+		ch.sock.close()
 		return nil, err
 	}
 	return ch, nil

@@ -43,7 +43,7 @@ func TestWorkerServesChannelsAndShutsDown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if h := w.Hello(); h.Pid != w.Pid() || h.Protocol != 1 {
+	if h := w.Hello(); h.Pid != w.Pid() || h.Protocol != protocolVersion {
 		t.Errorf("hello %+v, pid %d", h, w.Pid())
 	}
 	a, err := w.Open(ctx, OpenOptions{Mode: "go"})

@@ -1,14 +1,22 @@
 """The worker: `python -m pybridge.worker --fd N` (or `--stdio`).
 
-Reads worker-protocol frames (docs/worker-protocol.md) from the socket Go handed over as fd
-N, runs one Connection per connection id, and writes their messages back. With --stdio the
-transport is a duplicate of fds 0 and 1; fd 0 is then pointed at /dev/null and fd 1 at
-stderr, so hosted code that prints or writes to fd 1 cannot corrupt the stream, and
-closing the transport closes only the duplicates.
+Go hands over a control socket as fd N (docs/worker-protocol.md). Over it come OPEN
+frames, each carrying a socket of its own for one RPyC connection (SCM_RIGHTS), plus
+PING and SHUTDOWN. Each connection runs on a thread of its own that reads its socket
+and serves what it reads inline, as rpyc's ThreadedServer does: no hand-off between
+threads, and an idle connection is a thread blocked in poll(2) that nothing wakes.
+
+With --stdio the worker serves one connection over duplicates of fds 0 and 1, opened
+by the first frame; fd 0 is then pointed at /dev/null and fd 1 at stderr, so hosted
+code that prints or writes to fd 1 cannot corrupt the stream, and closing the
+transport closes only the duplicates.
 """
 import argparse
+import array
 import os
 import platform
+import select
+import socket
 import sys
 import threading
 import time
@@ -18,151 +26,221 @@ from . import codec, consts
 from .protocol import Connection
 
 EXIT_PROTOCOL_ERROR = 70
+_LENGTH = codec.LENGTH
+_CHUNK = 1 << 16
 
 
-class Channel:
-    """One connection's transport over the worker socket: the reader thread feeds it
-    messages in order, the connection's threads take them with recv()."""
+class FrameReader:
+    """Frames from a byte stream: a 4-byte big-endian length, then msgpack."""
 
-    def __init__(self, worker, conn_id):
-        self._worker, self._id = worker, conn_id
-        self._queue = deque()
-        self._cond = threading.Condition(threading.Lock())
-        self._eof = False       # Go closed the connection (or the worker is stopping)
-        self._closed = False    # the connection ended at this side
+    __slots__ = ("_buf",)
 
-    def feed(self, kind, seq, body):
-        with self._cond:
-            self._queue.append((kind, seq, body))
-            self._cond.notify()
+    def __init__(self):
+        self._buf = bytearray()
 
-    def feed_eof(self):
-        with self._cond:
-            self._eof = True
-            self._cond.notify_all()
+    def feed(self, data):
+        self._buf += data
+
+    def next(self):
+        buf = self._buf
+        if len(buf) < 4:
+            return None
+        n = int.from_bytes(buf[:4], "big")
+        if len(buf) < 4 + n:
+            return None
+        payload = bytes(buf[4:4 + n])
+        del buf[:4 + n]
+        return payload
+
+    def pending(self):
+        return len(self._buf) > 0
+
+
+class StreamTransport:
+    """One connection's transport over its own stream (a socket Go handed over, or the
+    duplicated std fds): recv reads and decodes frames, send encodes and writes them."""
+
+    def __init__(self, rfd, wfd=None, conn_id=0, on_close=None, sock=None):
+        self._rfd = rfd
+        self._wfd = rfd if wfd is None else wfd
+        self._sock = sock  # the socket object when the stream is one
+        self._id = conn_id
+        self._frames = FrameReader()
+        self._wlock = threading.Lock()
+        self._eof = False
+        self._closed = False
+        self._on_close = on_close
+        self._poll = None
 
     def recv(self, timeout):
-        with self._cond:
-            if not self._queue:
-                if timeout is None:
-                    while not self._queue and not self._eof:
-                        self._cond.wait()
-                elif not self._eof:
-                    self._cond.wait_for(lambda: self._queue or self._eof, timeout)
-            if self._queue:
-                return self._queue.popleft()
-            if self._eof:
+        frames = self._frames
+        while True:
+            payload = frames.next()
+            if payload is not None:
+                kind, _, seq, body = codec.decode_payload(payload)
+                if kind <= consts.MSG_EXCEPTION:
+                    return kind, seq, body
+                continue  # nothing else is sent to a connection
+            if self._eof or self._closed:
                 raise EOFError("connection closed by the peer")
-            return None
+            if timeout is not None:
+                if self._poll is None:
+                    self._poll = select.poll()
+                    self._poll.register(self._rfd, select.POLLIN)
+                if not self._poll.poll(max(0, int(timeout * 1000))):
+                    return None
+                timeout = 0.0
+            try:
+                data = os.read(self._rfd, _CHUNK)
+            except OSError as e:
+                if self._closed:
+                    raise EOFError("connection closed") from None
+                raise EOFError(f"connection lost: {e}") from None
+            if not data:
+                self._eof = True
+                raise EOFError("connection closed by the peer")
+            frames.feed(data)
 
     def send(self, kind, seq, body):
-        if self._eof or self._closed:
-            raise EOFError("connection closed")
-        self._worker.send(kind, self._id, seq, body)
+        frame = codec.encode_frame(kind, self._id, seq, body)
+        with self._wlock:
+            if self._closed:
+                raise EOFError("connection closed")
+            try:
+                view = memoryview(frame)
+                while view:
+                    n = os.write(self._wfd, view)
+                    view = view[n:]
+            except OSError as e:
+                raise EOFError(f"connection lost: {e}") from None
 
     def close(self, reason):
-        with self._cond:
+        """The connection ended at this side: say why (when the peer is still there)
+        and close the stream."""
+        with self._wlock:
             if self._closed:
                 return
+            if reason and not self._eof:
+                try:
+                    os.write(self._wfd, codec.encode_frame(consts.KIND_CLOSE, self._id, 0, reason))
+                except OSError:
+                    pass
             self._closed = True
-            peer_gone = self._eof
-            self._eof = True
-            self._cond.notify_all()
-        if self._worker.forget(self._id) and not peer_gone:
-            self._worker.send(consts.KIND_CLOSE, self._id, 0, reason)
+        self.wake()
+        if self._sock is not None:
+            self._sock.close()
+        else:
+            for fd in {self._rfd, self._wfd}:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        if self._on_close is not None:
+            self._on_close(self)
+
+    def wake(self):
+        """Makes a thread blocked in recv see EOF (the worker is stopping)."""
+        if self._sock is not None:
+            try:
+                self._sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
 
 class Worker:
-    def __init__(self, rfd, wfd):
-        self.rfd, self.wfd = rfd, wfd
+    def __init__(self, fd):
+        self.sock = socket.socket(fileno=fd)
         self._wlock = threading.Lock()
         self._lock = threading.Lock()
-        self.channels = {}
+        self.transports = set()
         self.threads = []
 
     def send(self, kind, conn, seq, body):
         frame = codec.encode_frame(kind, conn, seq, body)
         with self._wlock:
-            view = memoryview(frame)
-            while view:
-                n = os.write(self.wfd, view)
-                view = view[n:]
+            self.sock.sendall(frame)
 
     def hello(self):
-        rpyc_version = None
-        try:
-            from importlib import metadata
-            rpyc_version = metadata.version("rpyc")
-        except Exception:
-            pass
-        self.send(consts.KIND_HELLO, 0, 0, {
-            "protocol": 1, "pid": os.getpid(), "python": platform.python_version(),
-            "codec": codec.NAME, "rpyc": rpyc_version,
-        })
+        self.send(consts.KIND_HELLO, 0, 0, hello_body())
 
-    def frames(self):
-        buf = bytearray()
+    def control_frames(self, fds):
+        """Control frames, and the fds that came with them (in order) into fds."""
+        frames = FrameReader()
+        ancsize = socket.CMSG_SPACE(64 * array.array("i").itemsize)
         while True:
-            chunk = os.read(self.rfd, 1 << 18)
-            if not chunk:
-                return
-            buf += chunk
-            while len(buf) >= 4:
-                n = int.from_bytes(buf[:4], "big")
-                if len(buf) < 4 + n:
-                    break
-                payload = bytes(buf[4:4 + n])
-                del buf[:4 + n]
+            payload = frames.next()
+            if payload is not None:
                 yield payload
+                continue
+            data, ancdata, _, _ = self.sock.recvmsg(_CHUNK, ancsize, getattr(socket, "MSG_CMSG_CLOEXEC", 0))
+            for level, typ, cdata in ancdata:
+                if level == socket.SOL_SOCKET and typ == socket.SCM_RIGHTS:
+                    got = array.array("i")
+                    got.frombytes(cdata[:len(cdata) - (len(cdata) % got.itemsize)])
+                    fds.extend(got)
+            if not data:
+                return
+            frames.feed(data)
 
     def run(self):
         self.hello()
-        for payload in self.frames():
+        fds = deque()
+        for payload in self.control_frames(fds):
             try:
                 kind, conn_id, seq, body = codec.decode_payload(payload)
             except Exception as e:
                 print(f"pybridge worker: malformed frame from Go: {e!r}", file=sys.stderr)
                 os._exit(EXIT_PROTOCOL_ERROR)
-            if kind <= consts.MSG_EXCEPTION:
-                ch = self.channels.get(conn_id)
-                if ch is not None:
-                    ch.feed(kind, seq, body)
-            elif kind == consts.KIND_OPEN:
-                self.open(conn_id, body or {})
-            elif kind == consts.KIND_CLOSE:
-                ch = self.channels.get(conn_id)
-                if ch is not None:
-                    self.forget(conn_id)
-                    ch.feed_eof()
+            if kind == consts.KIND_OPEN:
+                if not fds:
+                    print("pybridge worker: OPEN without a socket", file=sys.stderr)
+                    os._exit(EXIT_PROTOCOL_ERROR)
+                self.open(fds.popleft(), conn_id, body or {})
             elif kind == consts.KIND_PING:
                 self.send(consts.KIND_PONG, 0, seq, body)
             elif kind == consts.KIND_SHUTDOWN:
                 break
-        # Go is gone or asked to stop: every connection ends after what it has queued
+        # Go is gone or asked to stop: every connection ends after what it has read
         with self._lock:
-            channels = list(self.channels.values())
-            self.channels.clear()
-        for ch in channels:
-            ch.feed_eof()
+            transports = list(self.transports)
+        for t in transports:
+            t.wake()
         deadline = time.monotonic() + 4
         for t in self.threads:
             t.join(max(0.0, deadline - time.monotonic()))
 
-    def forget(self, conn_id):
+    def _forget(self, transport):
         with self._lock:
-            return self.channels.pop(conn_id, None) is not None
+            self.transports.discard(transport)
 
-    def open(self, conn_id, opts):
-        ch = Channel(self, conn_id)
-        conn = Connection(ch, mode=opts.get("mode", "classic"), service=opts.get("service"),
-                          config=opts.get("config"), peer=opts.get("peer"), dialect=opts.get("dialect"),
-                          conn_id=conn_id)
-        with self._lock:
-            self.channels[conn_id] = ch
-            self.threads = [t for t in self.threads if t.is_alive()]
+    def open(self, fd, conn_id, opts):
+        sock = socket.socket(fileno=fd)
+        sock.set_inheritable(False)
+        transport = StreamTransport(sock.fileno(), conn_id=conn_id, on_close=self._forget, sock=sock)
+        conn = connection(transport, conn_id, opts)
         t = threading.Thread(target=conn.serve_all, name=f"pybridge-conn-{conn_id}", daemon=True)
-        self.threads.append(t)
+        with self._lock:
+            self.transports.add(transport)
+            self.threads = [x for x in self.threads if x.is_alive()]
+            self.threads.append(t)
         t.start()
+
+
+def connection(transport, conn_id, opts):
+    return Connection(transport, mode=opts.get("mode", "classic"), service=opts.get("service"),
+                      config=opts.get("config"), peer=opts.get("peer"), dialect=opts.get("dialect"),
+                      conn_id=conn_id)
+
+
+def hello_body():
+    rpyc_version = None
+    try:
+        from importlib import metadata
+        rpyc_version = metadata.version("rpyc")
+    except Exception:
+        pass
+    return {"protocol": 2, "pid": os.getpid(), "python": platform.python_version(),
+            "codec": codec.NAME, "rpyc": rpyc_version}
 
 
 def take_stdio():
@@ -177,18 +255,40 @@ def take_stdio():
     return rfd, wfd
 
 
+def serve_stdio():
+    """One connection over the duplicated std fds: HELLO, then the OPEN frame that
+    says what to serve, then the connection's messages until EOF."""
+    rfd, wfd = take_stdio()
+    transport = StreamTransport(rfd, wfd)
+    transport.send(consts.KIND_HELLO, 0, hello_body())
+    frames = FrameReader()
+    while True:
+        payload = frames.next()
+        if payload is not None:
+            break
+        data = os.read(rfd, _CHUNK)
+        if not data:
+            return
+        frames.feed(data)
+    kind, conn_id, _, body = codec.decode_payload(payload)
+    if kind != consts.KIND_OPEN:
+        print("pybridge worker: the first frame is not OPEN", file=sys.stderr)
+        os._exit(EXIT_PROTOCOL_ERROR)
+    transport._frames = frames  # what came after OPEN is the connection's
+    connection(transport, conn_id, body or {}).serve_all()
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m pybridge.worker")
     group = ap.add_mutually_exclusive_group(required=True)
-    group.add_argument("--fd", type=int, help="the socket Go handed over")
-    group.add_argument("--stdio", action="store_true", help="speak over duplicates of stdin/stdout")
+    group.add_argument("--fd", type=int, help="the control socket Go handed over")
+    group.add_argument("--stdio", action="store_true", help="serve one connection over duplicates of stdin/stdout")
     args = ap.parse_args(argv)
     if args.stdio:
-        rfd, wfd = take_stdio()
+        serve_stdio()
     else:
-        rfd = wfd = args.fd
         os.set_inheritable(args.fd, False)
-    Worker(rfd, wfd).run()
+        Worker(args.fd).run()
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)

@@ -261,7 +261,7 @@ def test_stdio_worker_keeps_the_stream_intact():
     proc = spawn_stdio_worker()
     try:
         kind, _, _, hello = read_frame(proc.stdout)
-        assert kind == consts.KIND_HELLO and hello["protocol"] == 1
+        assert kind == consts.KIND_HELLO and hello["protocol"] == 2
         write_frame(proc.stdin, consts.KIND_OPEN, 1, 0, {"mode": "classic"})
         write_frame(proc.stdin, consts.MSG_REQUEST, 1, 1, (consts.HANDLE_GETROOT, value(())))
         kind, conn, seq, body = read_frame(proc.stdout)
@@ -274,7 +274,7 @@ def test_stdio_worker_keeps_the_stream_intact():
         write_frame(proc.stdin, consts.MSG_REQUEST, 1, 3, (consts.HANDLE_CALLATTR, (consts.LABEL_TUPLE, (
             ref(root), value("eval"), value(("6 * 7",)), value(())))))
         assert read_frame(proc.stdout)[2:] == (3, value(42))
-        write_frame(proc.stdin, consts.KIND_SHUTDOWN, 0, 0, None)
+        proc.stdin.close()  # the client hangs up: the worker ends its connection and exits
         assert proc.wait(20) == 0
         err = proc.stderr.read()
         assert b"raw bytes on fd 1" in err and b"from a child process" in err
