@@ -6,6 +6,8 @@ import (
 	"io"
 	"sync"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/pybridge/pybridge/bridge/wire"
 )
 
@@ -19,6 +21,10 @@ import (
 // and still answers every request it got before the relay ends: a request sent just
 // before a hang-up runs, and a half-closed client reads its replies, as with rpyc's
 // own server.
+//
+// When both streams read a descriptor directly (a client socket in blocking mode and
+// a worker's connection socket: Fd), one thread relays both ways, waiting on both with
+// poll(2); otherwise a goroutine pumps each way.
 //
 // It returns nil when the client went away cleanly (EOF), else the first error that
 // ended the relay: the client's (a malformed frame, a limit) or the worker's (the
@@ -40,6 +46,17 @@ func Relay(ctx context.Context, client, worker wire.MessageStream) error {
 	stop := context.AfterFunc(ctx, func() { finish(ctx.Err()) })
 	defer stop()
 
+	if pc, ok := client.(pollable); ok {
+		if pw, ok := worker.(pollable); ok {
+			if cfd, ok := pc.Fd(); ok {
+				if wfd, ok := pw.Fd(); ok {
+					finish(pollRelay(pc, cfd, pw, wfd))
+					return relayResult(firstErr)
+				}
+			}
+		}
+	}
+
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -52,10 +69,14 @@ func Relay(ctx context.Context, client, worker wire.MessageStream) error {
 		finish(err)
 	}
 	<-done
-	if errors.Is(firstErr, io.EOF) {
+	return relayResult(firstErr)
+}
+
+func relayResult(err error) error {
+	if errors.Is(err, io.EOF) {
 		return nil
 	}
-	return firstErr
+	return err
 }
 
 // pump copies messages from src to dst until one side fails.
@@ -67,6 +88,67 @@ func pump(src, dst wire.MessageStream) error {
 		}
 		if err := dst.WriteMessage(m); err != nil {
 			return err
+		}
+	}
+}
+
+// pollable is a stream over one descriptor read in blocking mode.
+type pollable interface {
+	wire.MessageStream
+	Fd() (int, bool)
+	Buffered() int // bytes of its next messages already read
+}
+
+// pollRelay relays both ways on the calling goroutine: a message already buffered is
+// forwarded at once, otherwise poll(2) waits for either side. One thread, woken by the
+// kernel directly, with no hand-off between goroutines.
+func pollRelay(client pollable, cfd int, worker pollable, wfd int) error {
+	fds := []unix.PollFd{{Fd: int32(cfd), Events: unix.POLLIN}, {Fd: int32(wfd), Events: unix.POLLIN}}
+	clientDone := false
+	for {
+		fromClient := !clientDone && client.Buffered() > 0
+		fromWorker := worker.Buffered() > 0
+		if !fromClient && !fromWorker {
+			fds[0].Revents, fds[1].Revents = 0, 0
+			if _, err := unix.Poll(fds, -1); err != nil {
+				if err == unix.EINTR {
+					continue
+				}
+				return err
+			}
+			fromClient = !clientDone && fds[0].Revents != 0
+			fromWorker = fds[1].Revents != 0
+		}
+		if fromClient {
+			m, err := client.ReadMessage()
+			switch {
+			case err == nil:
+				if err := worker.WriteMessage(m); err != nil {
+					return err
+				}
+			case errors.Is(err, io.EOF):
+				cw, ok := worker.(interface{ CloseWrite() error })
+				if !ok {
+					return err
+				}
+				clientDone = true // the worker answers what it got, then ends
+				fds[0].Fd = -1
+				cw.CloseWrite()
+			default:
+				return err
+			}
+		}
+		if fromWorker {
+			m, err := worker.ReadMessage()
+			if err != nil {
+				if clientDone && errors.Is(err, io.EOF) {
+					return io.EOF
+				}
+				return err
+			}
+			if err := client.WriteMessage(m); err != nil {
+				return err
+			}
 		}
 	}
 }

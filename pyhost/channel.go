@@ -183,3 +183,10 @@ func (c *Channel) closed() {
 		f(c)
 	}
 }
+
+// Buffered is how many bytes of the worker's next frames are already read.
+func (c *Channel) Buffered() int { return c.rd.Buffered() }
+
+// Fd is the connection socket's descriptor, read in blocking mode, for waiting on it
+// with poll(2) (bridge.Relay does).
+func (c *Channel) Fd() (int, bool) { return c.sock.fd, true }

@@ -3,13 +3,18 @@ package pyhost
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/pybridge/pybridge/bridge"
+	"github.com/pybridge/pybridge/bridge/brine"
+	"github.com/pybridge/pybridge/bridge/wire"
 )
 
 // hostPythons are the interpreters the real worker is tested under: one with the
@@ -172,4 +177,104 @@ func TestHostCloseLeavesNothing(t *testing.T) {
 		}
 	}
 	noChildrenLeft(t)
+}
+
+// threadSwitches sums the context switches of every thread of pid.
+func threadSwitches(t *testing.T, pid int) int {
+	t.Helper()
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := 0
+	for _, task := range tasks {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/status", pid, task.Name()))
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "voluntary_ctxt_switches:"); ok {
+				n, _ := strconv.Atoi(strings.TrimSpace(v))
+				total += n
+			}
+		}
+	}
+	return total
+}
+
+// An idle connection costs the worker nothing: its thread sleeps in a blocking read
+// that only the client's next message ends, and no thread of the worker wakes up.
+func TestWorkerIdleConnectionsSleep(t *testing.T) {
+	h := startHost(t, hostPythons(t)["msgpack"], func(c *Config) { c.PingInterval = -1 })
+	ctx, cancel := contextWithTimeout(t, 30*time.Second)
+	defer cancel()
+	var conns []*bridge.Conn
+	for range 3 {
+		c, err := h.Connect(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if _, err := c.Eval(ctx, "1"); err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	pid := h.Pool().Workers()[0].Pid()
+	time.Sleep(300 * time.Millisecond) // let the replies' wake-ups settle
+	before := threadSwitches(t, pid)
+	time.Sleep(1500 * time.Millisecond)
+	if after := threadSwitches(t, pid); after != before {
+		t.Errorf("the worker's threads woke up %d times while its connections were idle", after-before)
+	}
+	if _, err := conns[0].Eval(ctx, "2"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Hosted code that blocks in one connection does not hold up another connection in
+// the same worker.
+func TestWorkerBlockedConnectionDoesNotStallAnother(t *testing.T) {
+	h := startHost(t, hostPythons(t)["msgpack"], nil)
+	ctx, cancel := contextWithTimeout(t, 30*time.Second)
+	defer cancel()
+	slow, err := h.Connect(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	quick, err := h.Connect(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer quick.Close()
+	// an event shared by the worker's connections (module state is per worker)
+	if err := slow.Execute(ctx, "import builtins, threading\nbuiltins.pb_release = threading.Event()"); err != nil {
+		t.Fatal(err)
+	}
+	blocked := slow.Async(wire.HandleCallAttr, mustRef(t, slow, ctx, "pb_release"), "wait", brine.Tuple{int64(20)}, brine.Tuple{})
+	// the other connection is served while the first one's thread blocks, and it is
+	// what releases it
+	if r, err := quick.Eval(ctx, "6 * 7"); err != nil || r != int64(42) {
+		t.Fatalf("the other connection: %v, %v", r, err)
+	}
+	if _, err := quick.Eval(ctx, "__import__('builtins').pb_release.set()"); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := blocked.Wait(ctx); err != nil || r != true {
+		t.Fatalf("wait() on the first connection: %v, %v", r, err)
+	}
+}
+
+func mustRef(t *testing.T, c *bridge.Conn, ctx context.Context, expr string) *bridge.Ref {
+	t.Helper()
+	v, err := c.Eval(ctx, expr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, ok := v.(*bridge.Ref)
+	if !ok {
+		t.Fatalf("%s is %T, not an object", expr, v)
+	}
+	return r
 }

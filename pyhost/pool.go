@@ -244,6 +244,7 @@ func (p *Pool) Open(ctx context.Context, opts OpenOptions) (*Channel, error) {
 			return nil, err
 		}
 		ch, err := w.Open(ctx, opts)
+		w.opening.Add(-1) // counted in Load by the channel itself now, or not at all
 		if err != nil {
 			var we *WorkerExitError
 			if errors.As(err, &we) || w.Err() != nil {
@@ -281,6 +282,7 @@ func (p *Pool) pick(ctx context.Context) (*Worker, error) {
 					return nil, ErrHostClosed
 				}
 				p.inUse[w] = struct{}{}
+				w.opening.Add(1)
 				p.mu.Unlock()
 				return w, nil
 			case <-p.ctx.Done():
@@ -305,6 +307,11 @@ func (p *Pool) pick(ctx context.Context) (*Worker, error) {
 			if l := w.Load(); best == nil || l < bestLoad {
 				best, bestLoad = w, l
 			}
+		}
+		if best != nil {
+			// counted before the lock is released: a connection opened at the same
+			// instant sees this one and picks another worker
+			best.opening.Add(1)
 		}
 		changed := p.changed
 		p.mu.Unlock()

@@ -2,6 +2,7 @@ package pyhost
 
 import (
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -152,4 +153,47 @@ func TestPoolKillsUnresponsiveWorker(t *testing.T) {
 		ws := p.Workers()
 		return len(ws) == 1 && ws[0] != w
 	})
+}
+
+// Connections opened at the same instant spread over the workers: the pick counts a
+// connection being opened before the next pick looks.
+func TestPoolSpreadsSimultaneousOpens(t *testing.T) {
+	ctx, cancel := contextWithTimeout(t, 60*time.Second)
+	defer cancel()
+	cfg := fakeConfig(t, newLogRecorder())
+	cfg.Workers = 2
+	p, err := NewPool(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Shutdown(ctx)
+	for round := range 20 {
+		var wg sync.WaitGroup
+		chans := make([]*Channel, 2)
+		start := make(chan struct{})
+		for i := range chans {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				ch, err := p.Open(ctx, OpenOptions{Mode: "go"})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				chans[i] = ch
+			}()
+		}
+		close(start)
+		wg.Wait()
+		if t.Failed() {
+			return
+		}
+		if chans[0].Worker() == chans[1].Worker() {
+			t.Fatalf("round %d: both connections on worker %d", round, chans[0].Worker().ID())
+		}
+		for _, ch := range chans {
+			ch.Close()
+		}
+	}
 }

@@ -37,6 +37,8 @@ type Worker struct {
 	sock  *socket
 	hello Hello
 
+	opening atomic.Int32 // connections a pool picked this worker for, not yet open
+
 	mu       sync.Mutex
 	chans    map[uint64]*Channel
 	nextConn uint64
@@ -592,11 +594,11 @@ func (w *Worker) Err() error {
 	return w.exitErr
 }
 
-// Load is the number of open connections.
+// Load is the number of open connections, and of connections being opened.
 func (w *Worker) Load() int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return len(w.chans)
+	return len(w.chans) + int(w.opening.Load())
 }
 
 // tail keeps the last lines of the worker's stderr for start errors.

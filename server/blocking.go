@@ -109,6 +109,13 @@ func (c *blockingConn) CloseWrite() error {
 	return err
 }
 
+// BlockingFd is the socket's descriptor, for poll(2) (bridge.Relay waits on it).
+func (c *blockingConn) BlockingFd() int {
+	fd := -1
+	c.rc.Control(func(s uintptr) { fd = int(s) })
+	return fd
+}
+
 func (c *blockingConn) LocalAddr() net.Addr  { return c.laddr }
 func (c *blockingConn) RemoteAddr() net.Addr { return c.raddr }
 

@@ -108,9 +108,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		go func() {
 			defer s.wg.Done()
 			peer := c.RemoteAddr().String()
-			if s.cfg.Embedded != nil {
-				c = toBlocking(c)
-			}
+			c = toBlocking(c)
 			if s.cfg.TLS != nil {
 				c = tls.Server(c, s.cfg.TLS)
 			}

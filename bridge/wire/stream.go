@@ -193,3 +193,22 @@ func (fs *FrameStream) Close() error {
 	fs.closeMu.Do(func() { fs.closeErr = fs.rwc.Close() })
 	return fs.closeErr
 }
+
+// Buffered is how many bytes of the peer's next frames are already read (a message
+// may be readable while the descriptor has nothing more).
+func (fs *FrameStream) Buffered() int {
+	if fs.pending != nil {
+		return 1
+	}
+	return fs.r.Buffered()
+}
+
+// Fd is the descriptor the stream reads, when it reads one in blocking mode directly
+// (not through TLS or Go's network poller), for waiting on it with poll(2).
+func (fs *FrameStream) Fd() (int, bool) {
+	bc, ok := fs.rwc.(interface{ BlockingFd() int })
+	if !ok {
+		return 0, false
+	}
+	return bc.BlockingFd(), true
+}
