@@ -22,7 +22,9 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -30,6 +32,25 @@ import (
 	"github.com/pybridge/pybridge/bridge/wire"
 	"github.com/pybridge/pybridge/pyhost"
 )
+
+func init() {
+	wire.OnLargeFrame = func(int) { releaseMemorySoon() }
+}
+
+var releasing atomic.Bool
+
+// releaseMemorySoon gives memory back to the OS a moment after a very large frame,
+// once its buffers are garbage: a burst of huge messages does not keep the server's
+// RSS up (the GC percent pybridge serve runs with would otherwise hold it for long).
+func releaseMemorySoon() {
+	if releasing.Swap(true) {
+		return
+	}
+	time.AfterFunc(200*time.Millisecond, func() {
+		releasing.Store(false)
+		debug.FreeOSMemory()
+	})
+}
 
 // Config configures a Server. One of Pool and Embedded is required.
 type Config struct {

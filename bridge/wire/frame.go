@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"sync"
 
 	"github.com/klauspost/compress/zlib"
@@ -63,6 +64,38 @@ func (e *FrameError) Unwrap() error { return e.Err }
 // ReadFrame reads one frame from r and returns its payload, inflated. buf is reused
 // for the payload when large enough.
 func ReadFrame(r *bufio.Reader, lim Limits, buf []byte) ([]byte, error) {
+	var bufs FrameBuffers
+	bufs.raw = buf
+	return bufs.Read(r, lim)
+}
+
+// FrameBuffers are the buffers a reader of frames reuses from one frame to the next:
+// the raw payload and the inflated one. Memory follows what actually arrives: a
+// frame's claimed length reserves nothing up front, a compressed payload is inflated
+// step by step against Limits.MaxInflated, and buffers over KeepBuffer bytes are not
+// kept after the frame that needed them.
+type FrameBuffers struct {
+	raw, inflated []byte
+}
+
+// KeepBuffer is the largest buffer FrameBuffers keeps between frames.
+const KeepBuffer = 1 << 20
+
+// LargeFrame is the payload size (raw or inflated) past which OnLargeFrame is called.
+const LargeFrame = 64 << 20
+
+// OnLargeFrame, when set, is called (from the reading goroutine) after a frame of more
+// than LargeFrame bytes was read, refused or not: a long-running server uses it to give
+// the memory back to the OS soon after.
+var OnLargeFrame func(size int)
+
+// growStep is the first allocation for a payload or its inflation, and the smallest
+// growth after it.
+const growStep = 64 << 10
+
+// Read reads one frame and returns its payload, inflated; it stays valid until the
+// next Read.
+func (b *FrameBuffers) Read(r *bufio.Reader, lim Limits) ([]byte, error) {
 	var hdr [frameHeaderLen]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
 		if err == io.ErrUnexpectedEOF {
@@ -78,47 +111,143 @@ func ReadFrame(r *bufio.Reader, lim Limits, buf []byte) ([]byte, error) {
 	if compressed > 1 {
 		return nil, &FrameError{Msg: fmt.Sprintf("compressed flag %d", compressed)}
 	}
-	total := int(n) + 1
-	if cap(buf) < total {
-		buf = make([]byte, total)
+	raw, err := readN(r, int(n)+1, b.raw)
+	b.raw = keep(raw)
+	if len(raw) > LargeFrame && OnLargeFrame != nil {
+		defer OnLargeFrame(len(raw))
 	}
-	buf = buf[:total]
-	if _, err := io.ReadFull(r, buf); err != nil {
+	if err != nil {
 		return nil, &FrameError{Msg: "truncated payload", Err: err}
 	}
-	if buf[n] != flusher {
-		return nil, &FrameError{Msg: fmt.Sprintf("frame does not end with a newline (0x%02x)", buf[n])}
+	if raw[n] != flusher {
+		return nil, &FrameError{Msg: fmt.Sprintf("frame does not end with a newline (0x%02x)", raw[n])}
 	}
-	payload := buf[:n]
+	payload := raw[:n]
 	if compressed == 0 {
 		return payload, nil
 	}
-	return inflate(payload, lim.MaxInflated)
+	out, err := inflate(payload, lim.MaxInflated, b.inflated)
+	b.inflated = keep(out)
+	if len(out) > LargeFrame && OnLargeFrame != nil {
+		defer OnLargeFrame(len(out))
+	}
+	return out, err
 }
 
-func inflate(payload []byte, max int) ([]byte, error) {
-	zr, err := zlib.NewReader(bytes.NewReader(payload))
+func keep(b []byte) []byte {
+	if cap(b) > KeepBuffer {
+		return nil
+	}
+	return b[:0]
+}
+
+// readN reads exactly n bytes into buf (grown as they arrive, never ahead of them).
+func readN(r io.Reader, n int, buf []byte) ([]byte, error) {
+	buf = buf[:0]
+	for len(buf) < n {
+		if len(buf) == cap(buf) {
+			buf = grow(buf, n)
+		}
+		m, err := r.Read(buf[len(buf):min(cap(buf), n)])
+		buf = buf[:len(buf)+m]
+		if err != nil && len(buf) < n {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return buf, err
+		}
+	}
+	return buf, nil
+}
+
+// grow returns buf with room for more, doubling (at least growStep), at most limit.
+func grow(buf []byte, limit int) []byte {
+	c := min(max(2*cap(buf), growStep), limit)
+	nb := make([]byte, len(buf), c)
+	copy(nb, buf)
+	return nb
+}
+
+var zreaders sync.Pool // zlib readers, reset for each payload
+
+func zlibReader(payload []byte) (io.ReadCloser, error) {
+	src := bytes.NewReader(payload)
+	if z, ok := zreaders.Get().(io.ReadCloser); ok {
+		if err := z.(zlib.Resetter).Reset(src, nil); err != nil {
+			return nil, &FrameError{Msg: "bad zlib header", Err: err}
+		}
+		return z, nil
+	}
+	z, err := zlib.NewReader(src)
 	if err != nil {
 		return nil, &FrameError{Msg: "bad zlib header", Err: err}
 	}
-	defer zr.Close()
-	var out bytes.Buffer
-	limit := int64(max)
-	if max <= 0 {
-		limit = 1<<63 - 1
+	return z, nil
+}
+
+// inflateDirect is how far inflate fills its output directly; past it, the rest is
+// counted first (in a small scratch buffer) and the output allocated at its exact
+// size, so a payload over the limit costs no memory beyond this, only inflation time.
+const inflateDirect = 16 << 20
+
+// inflate decompresses payload into dst (reused), refusing an output of more than max
+// bytes.
+func inflate(payload []byte, max int, dst []byte) ([]byte, error) {
+	limit := max
+	if limit <= 0 {
+		limit = math.MaxInt - 1
 	}
-	n, err := io.Copy(&out, io.LimitReader(zr, limit))
+	zr, err := zlibReader(payload)
 	if err != nil {
-		return nil, &FrameError{Msg: "bad zlib data", Err: err}
+		return dst, err
 	}
-	if n == limit {
-		// one more byte means the payload is over the limit
-		var one [1]byte
-		if k, _ := zr.Read(one[:]); k > 0 {
-			return nil, fmt.Errorf("%w (limit %d)", ErrInflateTooLarge, max)
+	dst = dst[:0]
+	for {
+		if len(dst) == cap(dst) {
+			if len(dst) >= min(inflateDirect, limit+1) {
+				break
+			}
+			dst = grow(dst, min(inflateDirect, limit+1))
+		}
+		n, err := zr.Read(dst[len(dst):cap(dst)])
+		dst = dst[:len(dst)+n]
+		if err == io.EOF {
+			zreaders.Put(zr)
+			if len(dst) > limit {
+				return dst, fmt.Errorf("%w (limit %d)", ErrInflateTooLarge, max)
+			}
+			return dst, nil
+		}
+		if err != nil {
+			return dst, &FrameError{Msg: "bad zlib data", Err: err}
 		}
 	}
-	return out.Bytes(), nil
+	// a large output: count it to the end (or past the limit) before allocating it
+	total := int64(len(dst))
+	var scratch [32 << 10]byte
+	for {
+		n, err := zr.Read(scratch[:])
+		total += int64(n)
+		if total > int64(limit) {
+			zreaders.Put(zr)
+			return nil, fmt.Errorf("%w (limit %d)", ErrInflateTooLarge, max)
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, &FrameError{Msg: "bad zlib data", Err: err}
+		}
+	}
+	if zr, err = zlibReader(payload); err != nil {
+		return nil, err
+	}
+	defer zreaders.Put(zr)
+	out := make([]byte, total)
+	if _, err := io.ReadFull(zr, out); err != nil {
+		return nil, &FrameError{Msg: "bad zlib data", Err: err}
+	}
+	return out, nil
 }
 
 var zwriters = sync.Pool{New: func() any {

@@ -16,7 +16,7 @@ type FrameStream struct {
 	rwc  io.ReadWriteCloser
 	r    *bufio.Reader
 	lim  Limits
-	rbuf []byte
+	bufs FrameBuffers
 	// the first message, read by AcceptFrameStream
 	pending *Message
 
@@ -31,6 +31,8 @@ type FrameStream struct {
 	hold    time.Duration
 
 	wmu      sync.Mutex
+	wpayload []byte // reused for each message written (up to KeepBuffer)
+	wframe   []byte
 	compress bool
 	closeMu  sync.Once
 	closeErr error
@@ -100,12 +102,9 @@ func (fs *FrameStream) ReadMessage() (Message, error) {
 		fs.pending = nil
 		return *m, nil
 	}
-	payload, err := ReadFrame(fs.r, fs.lim, fs.rbuf)
+	payload, err := fs.bufs.Read(fs.r, fs.lim)
 	if err != nil {
 		return Message{}, err
-	}
-	if cap(payload) <= 1<<20 {
-		fs.rbuf = payload[:0]
 	}
 	d := fs.Dialect()
 	if d == nil || fs.assumed {
@@ -161,14 +160,15 @@ func (fs *FrameStream) WriteMessage(m Message) error {
 	if d == nil {
 		d = fs.waitDialect()
 	}
-	payload, err := d.AppendMessage(nil, m)
+	fs.wmu.Lock()
+	defer fs.wmu.Unlock()
+	payload, err := d.AppendMessage(fs.wpayload[:0], m)
 	if err != nil {
 		return fmt.Errorf("encode %v %d: %w", m.Type, m.Seq, err)
 	}
-	fs.wmu.Lock()
-	defer fs.wmu.Unlock()
-	frame := AppendFrame(make([]byte, 0, len(payload)+frameHeaderLen+1), payload, fs.compress)
+	frame := AppendFrame(fs.wframe[:0], payload, fs.compress)
 	_, err = fs.rwc.Write(frame)
+	fs.wpayload, fs.wframe = keep(payload), keep(frame)
 	return err
 }
 

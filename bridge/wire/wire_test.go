@@ -245,3 +245,47 @@ func benchFrames(b *testing.B, size int) {
 type nopCloser struct{ io.Writer }
 
 func (nopCloser) Close() error { return nil }
+
+// Inflating costs memory for what a payload really holds, within the limit: a bomb
+// over the limit is refused having allocated little, a large legitimate payload is
+// allocated once at its size, and a claimed length reserves nothing up front.
+func TestInflateMemory(t *testing.T) {
+	compress := func(n int) []byte {
+		var b bytes.Buffer
+		zw, _ := zlib.NewWriterLevel(&b, zlib.BestCompression)
+		zw.Write(bytes.Repeat([]byte{7}, n))
+		zw.Close()
+		return b.Bytes()
+	}
+	allocated := func(f func()) uint64 {
+		var a, b runtime.MemStats
+		runtime.ReadMemStats(&a)
+		f()
+		runtime.ReadMemStats(&b)
+		return b.TotalAlloc - a.TotalAlloc
+	}
+	bomb := compress(200 << 20)
+	var err error
+	if got := allocated(func() { _, err = inflate(bomb, 100<<20, nil) }); got > 3*inflateDirect {
+		t.Errorf("refusing a 200 MiB bomb with a 100 MiB limit allocated %d MiB", got>>20)
+	}
+	if !errors.Is(err, ErrInflateTooLarge) {
+		t.Fatalf("bomb: %v", err)
+	}
+	big := compress(40 << 20)
+	var out []byte
+	if got := allocated(func() { out, err = inflate(big, 100<<20, nil) }); err != nil || len(out) != 40<<20 || got > 40<<20+3*inflateDirect {
+		t.Errorf("40 MiB payload: %d bytes, %v, allocated %d MiB", len(out), err, got>>20)
+	}
+	if !bytes.Equal(out, bytes.Repeat([]byte{7}, 40<<20)) {
+		t.Error("40 MiB payload inflated wrong")
+	}
+	// a header claiming 400 MiB, then nothing: only what arrived is buffered
+	hdr := []byte{0x19, 0, 0, 0, 0}
+	var bufs FrameBuffers
+	if got := allocated(func() {
+		_, err = bufs.Read(bufio.NewReader(bytes.NewReader(append(hdr, make([]byte, 1000)...))), DefaultLimits())
+	}); got > 1<<20 || err == nil {
+		t.Errorf("truncated 400 MiB frame: %v, allocated %d KiB", err, got>>10)
+	}
+}

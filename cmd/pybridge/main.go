@@ -15,6 +15,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -36,7 +37,15 @@ Usage:
 Run 'pybridge serve --help' for the serve flags.
 `
 
+// gcPercent is pybridge serve's GOGC unless the environment sets one: large values
+// (a 1 MiB echo allocates a few MiB) made the default 100 collect on every request
+// (bench: 1 MiB echo 10.1 ms of server CPU at 100, 4.4 ms at 400, 5.0 at 200).
+const gcPercent = 400
+
 func main() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(gcPercent)
+	}
 	if len(os.Args) < 2 {
 		fmt.Fprint(os.Stderr, usage)
 		os.Exit(2)

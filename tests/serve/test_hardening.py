@@ -1,6 +1,8 @@
 """Robustness that rpyc's own server has and clients rely on (issue: hardening)."""
 import socket
+import struct
 import time
+import zlib
 
 import rpyc
 
@@ -44,3 +46,59 @@ def test_half_closed_client_gets_its_reply(classic_server):
         assert res.ready and res.value == b"half"
     finally:
         c.close()
+
+
+def _status_kib(pid, field):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def _zlib_bomb(inflated=1 << 30):
+    z = zlib.compressobj(9)
+    chunk = b"\0" * (1 << 20)
+    parts = [z.compress(chunk) for _ in range(inflated // len(chunk))]
+    parts.append(z.flush())
+    return b"".join(parts)
+
+
+def test_zlib_bomb_is_refused_without_keeping_memory(classic_server):
+    pid = classic_server.proc.pid
+    payload = _zlib_bomb()
+    assert len(payload) < 2 << 20
+    base = _status_kib(pid, "VmRSS")
+    for _ in range(2):
+        s = socket.create_connection(("127.0.0.1", classic_server.port))
+        s.sendall(struct.pack(">IB", len(payload), 1) + payload + b"\n")
+        s.settimeout(30)
+        assert s.recv(100) == b""  # the server hangs up on a frame over the inflate limit
+        s.close()
+    # the peak stays near the 512 MiB limit (never the whole GiB), and the memory goes
+    # back once the bomb is refused
+    assert _status_kib(pid, "VmHWM") - base < 900 << 10
+    deadline = time.monotonic() + 15
+    while _status_kib(pid, "VmRSS") - base > 100 << 10 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _status_kib(pid, "VmRSS") - base < 100 << 10
+    c = rpyc.classic.connect("127.0.0.1", classic_server.port)
+    assert c.eval("1 + 1") == 2
+    c.close()
+
+
+def test_claimed_frame_length_reserves_nothing(classic_server):
+    # frames that claim 400 MiB and never send it cost the server nothing up front
+    pid = classic_server.proc.pid
+    base = _status_kib(pid, "VmRSS")
+    socks = []
+    for _ in range(10):
+        s = socket.create_connection(("127.0.0.1", classic_server.port))
+        s.sendall(struct.pack(">IB", 400 << 20, 0) + b"\x12" * 1000)
+        socks.append(s)
+    time.sleep(1)
+    assert _status_kib(pid, "VmRSS") - base < 50 << 10
+    c = rpyc.classic.connect("127.0.0.1", classic_server.port)
+    assert c.eval("2 + 2") == 4
+    c.close()
+    for s in socks:
+        s.close()
