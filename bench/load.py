@@ -1,16 +1,20 @@
 """Load benchmark: the same rpyc client workloads against rpyc's own ThreadedServer and
 against `pybridge serve`, in one run, on loopback.
 
-    .venv/rpyc5/bin/python bench/load.py [--seconds 2] [--workers 2]
+    .venv/rpyc5/bin/python bench/load.py [--seconds 2] [--workers 2] [--repeat 3]
+        [--isolation embedded --isolation shared]
 
 For each workload it prints ops/s and server CPU per request (user + system time of every
 server process: the Go process and all its workers, read from /proc before and after),
-and the ratios pybridge / rpyc. Every loop is bounded in count and time.
+and the ratio rpyc / pybridge, measured against rpyc's own ThreadedServer(SlaveService)
+in the same run; the median of --repeat runs. Clients that run at once are separate
+processes. Every loop is bounded in count and time.
 """
 import argparse
 import os
+import statistics
+import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -59,33 +63,61 @@ def workloads(conn):
 CPU_BOUND = "sum(i * i for i in range(200000))"
 
 
-def measure(server, fn_factory, seconds, clients=1, max_ops=200000):
-    conns = [rpyc.classic.connect("127.0.0.1", server.port) for _ in range(clients)]
-    fns = [fn_factory(c) for c in conns]
-    for fn in fns:
-        fn()  # warm up: netref classes, caches
-    counts = [0] * clients
+def measure(server, fn_factory, seconds, max_ops=200000):
+    """One client on a thread of this process."""
+    conn = rpyc.classic.connect("127.0.0.1", server.port)
+    fn = fn_factory(conn)
+    fn()  # warm up: netref classes, caches
     stop = time.monotonic() + seconds
     cpu0 = tree_cpu(server.proc.pid)
     t0 = time.monotonic()
-
-    def run(i):
-        fn, n = fns[i], 0
-        while time.monotonic() < stop and n < max_ops:
-            fn()
-            n += 1
-        counts[i] = n
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(clients)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    n = 0
+    while time.monotonic() < stop and n < max_ops:
+        fn()
+        n += 1
     elapsed = time.monotonic() - t0
     cpu = tree_cpu(server.proc.pid) - cpu0
-    for c in conns:
-        c.close()
-    ops = sum(counts)
+    conn.close()
+    return n / elapsed, cpu / max(n, 1)
+
+
+CLIENT = """
+import sys, time
+sys.path.insert(0, sys.argv[1])
+import rpyc
+from load import workloads, CPU_BOUND
+c = rpyc.classic.connect("127.0.0.1", int(sys.argv[2]))
+name = sys.argv[3]
+fn = (lambda: c.eval(CPU_BOUND)) if name == "cpu-bound" else workloads(c)[name]
+fn()
+print("ready", flush=True)
+sys.stdin.readline()
+stop = time.monotonic() + float(sys.argv[4])
+n = 0
+while time.monotonic() < stop:
+    fn()
+    n += 1
+print(n, flush=True)
+"""
+
+
+def measure_processes(server, name, seconds, clients):
+    """clients client processes at once (each with its own interpreter and GIL)."""
+    procs = [subprocess.Popen([sys.executable, "-c", CLIENT, str(HERE), str(server.port), name, str(seconds)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) for _ in range(clients)]
+    for p in procs:
+        assert p.stdout.readline().strip() == "ready"
+    cpu0 = tree_cpu(server.proc.pid)
+    t0 = time.monotonic()
+    for p in procs:
+        p.stdin.write("go\n")
+        p.stdin.flush()
+    ops = sum(int(p.stdout.readline()) for p in procs)
+    elapsed = time.monotonic() - t0
+    cpu = tree_cpu(server.proc.pid) - cpu0
+    for p in procs:
+        p.stdin.close()
+        p.wait(30)
     return ops / elapsed, cpu / max(ops, 1)
 
 
@@ -102,30 +134,36 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=2.0)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--repeat", type=int, default=3, help="runs of everything; the median is reported")
     ap.add_argument("--isolation", action="append",
                     help="pybridge isolations to measure (default: embedded and shared)")
     args = ap.parse_args()
     kinds = ["rpyc"] + [f"pybridge {i}" for i in (args.isolation or ["embedded", "shared"])]
 
-    results = {}
-    for kind in kinds:
-        srv = start(kind, args.workers)
-        try:
-            names = list(workloads(rpyc.classic.connect("127.0.0.1", srv.port)))
-            for name in names:
-                results[(kind, name)] = measure(srv, lambda c, n=name: workloads(c)[n], args.seconds)
-            attr = lambda c, n=names[0]: workloads(c)[n]  # noqa: E731
-            results[(kind, "attribute get, 4 clients")] = measure(srv, attr, args.seconds, clients=4)
-            cpu_bound = lambda c: (lambda: c.eval(CPU_BOUND))  # noqa: E731
-            results[(kind, "CPU-bound, 1 client")] = measure(srv, cpu_bound, args.seconds)
-            results[(kind, "CPU-bound, 2 clients")] = measure(srv, cpu_bound, args.seconds, clients=2)
-        finally:
-            srv.stop()
+    runs = []
+    for _ in range(args.repeat):
+        results = {}
+        for kind in kinds:
+            srv = start(kind, args.workers)
+            try:
+                names = list(workloads(rpyc.classic.connect("127.0.0.1", srv.port)))
+                for name in names:
+                    results[(kind, name)] = measure(srv, lambda c, n=name: workloads(c)[n], args.seconds)
+                results[(kind, "attribute get, 1 client process")] = measure_processes(srv, names[0], args.seconds, 1)
+                results[(kind, "attribute get, 4 client processes")] = measure_processes(srv, names[0], args.seconds, 4)
+                results[(kind, "CPU-bound, 1 client")] = measure_processes(srv, "cpu-bound", args.seconds, 1)
+                results[(kind, "CPU-bound, 2 clients")] = measure_processes(srv, "cpu-bound", args.seconds, 2)
+            finally:
+                srv.stop()
+        runs.append(results)
+    # the median of each figure over the runs: this machine's neighbours make single runs noisy
+    results = {key: tuple(statistics.median(r[key][i] for r in runs) for i in range(2)) for key in runs[0]}
 
     print(f"rpyc {rpyc.__version__} client, Python {sys.version.split()[0]}, "
-          f"{os.cpu_count()} cores, pybridge --workers {args.workers} (spawned isolations)")
+          f"{os.cpu_count()} cores, pybridge --workers {args.workers} (spawned isolations), "
+          f"median of {args.repeat} runs of {args.seconds:g} s")
     print("CPU ratio = rpyc's server CPU per request / pybridge's (higher is better for pybridge)")
-    names = [n for (k, n) in results if k == "rpyc" and "clients" not in n]
+    names = [n for (k, n) in results if k == "rpyc" and "client" not in n]
     for kind in kinds[1:]:
         print(f"\n{kind}")
         print(f"{'workload':34} {'rpyc ops/s':>11} {'ops/s':>9} {'rpyc CPU/req':>13} {'CPU/req':>10} {'CPU ratio':>10}")
@@ -136,8 +174,8 @@ def main():
                   f"{r_cpu / p_cpu if p_cpu else float('nan'):9.2f}x")
     print()
     for kind in kinds:
-        one = results[(kind, "attribute get")][0]
-        four = results[(kind, "attribute get, 4 clients")][0]
+        one = results[(kind, "attribute get, 1 client process")][0]
+        four = results[(kind, "attribute get, 4 client processes")][0]
         print(f"{kind}: four clients doing attribute gets get {four / one:.2f}x the throughput of one")
     for kind in kinds:
         one = results[(kind, "CPU-bound, 1 client")][0]
