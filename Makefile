@@ -47,8 +47,10 @@ build:
 	$(GO) mod download
 	$(GO) build -o bin/pybridge ./cmd/pybridge
 
+# go vet, and go.mod/go.sum exactly as `go mod tidy` leaves them (a diff fails)
 vet:
 	$(GO) vet ./...
+	$(GO) mod tidy -diff
 
 # The embedded interpreter's Go tests also run under Python 3.9, 3.13 and Debian's
 # python3 (one interpreter per test process: PYBRIDGE_TEST_PYTHON picks it).
