@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/pybridge/pybridge/bridge/wire"
 	"github.com/pybridge/pybridge/pyhost"
@@ -81,6 +82,9 @@ type serveFlags struct {
 	rpycVersion    string
 	logLevel       string
 	quiet          bool
+
+	config map[string]any // --protocol-config, decoded
+	level  slog.Level
 }
 
 func parseServe(args []string) (*serveFlags, error) {
@@ -138,8 +142,20 @@ What to serve:
 	if f.workers < 1 {
 		return nil, fmt.Errorf("--workers %d: want at least 1", f.workers)
 	}
-	if (f.sslKey == "") != (f.sslCert == "") {
-		return nil, errors.New("--ssl-keyfile and --ssl-certfile go together")
+	if (f.sslKey == "") != (f.sslCert == "") || (f.sslCA != "" && f.sslCert == "") {
+		return nil, errors.New("TLS needs both --ssl-keyfile and --ssl-certfile (--ssl-cafile adds client certificates to them)")
+	}
+	if err := f.level.UnmarshalText([]byte(f.logLevel)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", f.logLevel)
+	}
+	if f.protocolConfig != "" {
+		dec := json.NewDecoder(strings.NewReader(f.protocolConfig))
+		if err := dec.Decode(&f.config); err != nil {
+			return nil, fmt.Errorf("--protocol-config: want a JSON object of rpyc protocol_config keys: %v", err)
+		}
+		if err := pyhost.ValidateProtocolConfig(f.config); err != nil {
+			return nil, fmt.Errorf("--protocol-config: %w", err)
+		}
 	}
 	if f.port < 0 {
 		f.port = 18812
@@ -174,10 +190,7 @@ func serve(args []string) int {
 }
 
 func newLogger(f *serveFlags) *slog.Logger {
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
-		level = slog.LevelInfo
-	}
+	level := f.level
 	if f.quiet {
 		level = slog.LevelError
 	}
@@ -202,11 +215,7 @@ func run(f *serveFlags, log *slog.Logger) error {
 	if f.service != "" {
 		open = pyhost.OpenOptions{Mode: "service", Service: f.service}
 	}
-	if f.protocolConfig != "" {
-		if err := json.Unmarshal([]byte(f.protocolConfig), &open.Config); err != nil {
-			return fmt.Errorf("--protocol-config: %w", err)
-		}
-	}
+	open.Config = f.config
 	var dialect wire.Dialect
 	switch f.rpycVersion {
 	case "auto":
@@ -216,6 +225,16 @@ func run(f *serveFlags, log *slog.Logger) error {
 		dialect = wire.Dialect6
 	default:
 		return fmt.Errorf("--rpyc-version %q: want auto, 5 or 6", f.rpycVersion)
+	}
+
+	// the interpreter, and the service, are checked before anything listens
+	if _, err := pyhost.CheckPython(ctx, f.python); err != nil {
+		return err
+	}
+	if f.service != "" {
+		if err := pyhost.CheckService(ctx, pyhost.Config{Python: f.python}, f.service); err != nil {
+			return err
+		}
 	}
 
 	hostCfg := pyhost.Config{
@@ -295,7 +314,9 @@ func listen(f *serveFlags) (net.Listener, error) {
 	)
 	switch {
 	case f.unixPath != "":
-		os.Remove(f.unixPath)
+		if err := removeStaleSocket(f.unixPath); err != nil {
+			return nil, err
+		}
 		ln, err = net.Listen("unix", f.unixPath)
 	case f.ipv6:
 		ln, err = net.Listen("tcp6", net.JoinHostPort(f.host, strconv.Itoa(f.port)))
@@ -303,6 +324,29 @@ func listen(f *serveFlags) (net.Listener, error) {
 		ln, err = net.Listen("tcp", net.JoinHostPort(f.host, strconv.Itoa(f.port)))
 	}
 	return ln, err
+}
+
+// removeStaleSocket clears path for a Unix socket: nothing there, or a socket nobody
+// listens on (removed). A live socket or any other file is refused, never deleted.
+func removeStaleSocket(path string) error {
+	fi, err := os.Lstat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("--unix %s: %w", path, err)
+	}
+	if fi.Mode()&os.ModeSocket == 0 {
+		return fmt.Errorf("--unix %s: a file that is not a socket is there; not touching it", path)
+	}
+	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		c.Close()
+		return fmt.Errorf("--unix %s: another server is listening on it", path)
+	}
+	if err := os.Remove(path); err != nil {
+		return fmt.Errorf("--unix %s: removing the stale socket: %w", path, err)
+	}
+	return nil
 }
 
 func tlsConfig(f *serveFlags) (*tls.Config, error) {

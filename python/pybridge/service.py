@@ -32,12 +32,29 @@ class Service:
         raise AttributeError("access denied")
 
 
-def load_service(spec):
-    """Imports module:Attr and returns a service instance (Attr is a class, or an instance)."""
+def find_service(spec):
+    """Imports module:Attr and returns Attr, without instantiating it."""
     if not spec or ":" not in spec:
         raise ValueError(f"service {spec!r}: want module:Attr")
     module_name, _, attr = spec.partition(":")
     obj = importlib.import_module(module_name)
     for part in attr.split("."):
         obj = getattr(obj, part)
+    return obj
+
+
+def check_service(spec):
+    """`python -c` entry point: exit 0 when spec loads, else print the error on one
+    line and exit 1."""
+    import sys
+    try:
+        find_service(spec)
+    except BaseException as e:
+        print(f"cannot load service {spec}: {type(e).__name__}: {e}", file=sys.stderr)
+        sys.exit(1)
+
+
+def load_service(spec):
+    """Imports module:Attr and returns a service instance (Attr is a class, or an instance)."""
+    obj = find_service(spec)
     return obj() if isinstance(obj, type) else obj
