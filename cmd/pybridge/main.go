@@ -21,6 +21,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/pybridge/pybridge/bridge/wire"
 	"github.com/pybridge/pybridge/pyhost"
 	"github.com/pybridge/pybridge/server"
@@ -298,6 +300,12 @@ func run(f *serveFlags, log *slog.Logger) error {
 	ln, err := listen(f)
 	if err != nil {
 		return err
+	}
+	var nofile unix.Rlimit
+	if unix.Getrlimit(unix.RLIMIT_NOFILE, &nofile) == nil {
+		// Go raised the soft limit to the hard one at start; each connection takes one
+		// descriptor, and with spawned workers two more
+		log.Debug("descriptor limit", "RLIMIT_NOFILE", nofile.Cur)
 	}
 	addr := ln.Addr().String()
 	if srvCfg.TLS != nil {

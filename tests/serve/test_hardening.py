@@ -102,3 +102,43 @@ def test_claimed_frame_length_reserves_nothing(classic_server):
     c.close()
     for s in socks:
         s.close()
+
+
+def test_accept_survives_running_out_of_descriptors():
+    import resource
+    import subprocess
+    from servers import Server, free_port, pybridge_args
+
+    def low_limit():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+
+    port = free_port()
+    srv = Server.__new__(Server)
+    srv.port = port
+    srv.proc = subprocess.Popen(pybridge_args("--classic", "--port", str(port)),
+                                stdin=subprocess.DEVNULL, preexec_fn=low_limit)
+    try:
+        from servers import wait_port
+        wait_port(port, srv.proc)
+        flood = []
+        for _ in range(100):  # more than the server has descriptors for
+            s = socket.create_connection(("127.0.0.1", port))
+            flood.append(s)
+        time.sleep(1)
+        for s in flood:
+            s.close()
+        time.sleep(0.5)
+        assert srv.proc.poll() is None, "the server exited"
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                c = rpyc.classic.connect("127.0.0.1", port)
+                assert c.eval("3 * 3") == 9
+                c.close()
+                break
+            except (EOFError, OSError):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+    finally:
+        srv.stop()
