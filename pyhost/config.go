@@ -40,8 +40,9 @@ type Config struct {
 	ShutdownTimeout time.Duration // from SHUTDOWN to SIGKILL (default 5s)
 	PingInterval    time.Duration // health pings of a pool (default 10s; negative: none)
 	PingTimeout     time.Duration // a PING unanswered this long is a failure (default 10s)
-	// PingFailures consecutive failed pings make the pool kill and replace a worker
-	// (default 3). A worker busy in C code that holds the GIL cannot answer.
+	// PingFailures consecutive failed pings, with the worker using no CPU meanwhile,
+	// make the pool kill and replace it (default 3). A worker busy in C code that holds
+	// the GIL cannot answer, but it uses CPU: it is never killed for that.
 	PingFailures int
 	// RestartBackoff is the first delay before replacing a crashed worker (default
 	// 100ms); it doubles per consecutive crash up to MaxRestartBackoff (default 30s) and

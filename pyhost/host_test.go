@@ -278,3 +278,26 @@ func mustRef(t *testing.T, c *bridge.Conn, ctx context.Context, expr string) *br
 	}
 	return r
 }
+
+// A worker busy in a long C call that holds the GIL cannot answer health pings, but it
+// is working: it is not killed (a stopped, idle worker is: TestPoolKillsUnresponsiveWorker).
+func TestHealthPingsSpareBusyWorkers(t *testing.T) {
+	h := startHost(t, hostPythons(t)["msgpack"], func(c *Config) {
+		c.PingInterval, c.PingTimeout, c.PingFailures = 50*time.Millisecond, 50*time.Millisecond, 2
+	})
+	ctx, cancel := contextWithTimeout(t, 60*time.Second)
+	defer cancel()
+	conn, err := h.Connect(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	before := h.Pool().Workers()[0]
+	// catastrophic backtracking: seconds inside the re module's C code, GIL held
+	if r, err := conn.Eval(ctx, "__import__('re').match(r'(a+)+$', 'a' * 25 + 'b')"); err != nil || r != nil {
+		t.Fatalf("busy call: %v, %v", r, err)
+	}
+	if ws := h.Pool().Workers(); len(ws) != 1 || ws[0] != before {
+		t.Error("the busy worker was replaced")
+	}
+}

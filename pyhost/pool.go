@@ -1,10 +1,14 @@
 package pyhost
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -210,6 +214,7 @@ func (p *Pool) health(w *Worker) {
 	t := time.NewTicker(p.cfg.PingInterval)
 	defer t.Stop()
 	failures := 0
+	cpu := processCPU(w.Pid())
 	for {
 		select {
 		case <-t.C:
@@ -221,10 +226,18 @@ func (p *Pool) health(w *Worker) {
 		cancel()
 		if err == nil {
 			failures = 0
+			cpu = processCPU(w.Pid())
 			continue
 		}
 		if w.Err() != nil {
 			return
+		}
+		// a worker that works (hosted code holding the GIL in a long C call, which
+		// keeps the PING from being answered) is busy, not hung: it used CPU since
+		if now := processCPU(w.Pid()); now > cpu {
+			cpu = now
+			p.log.Debug("pyhost: worker busy, not answering pings", "worker", w.ID())
+			continue
 		}
 		failures++
 		p.log.Warn("pyhost: worker missed a health ping", "worker", w.ID(), "failures", failures, "err", err)
@@ -233,6 +246,26 @@ func (p *Pool) health(w *Worker) {
 			return
 		}
 	}
+}
+
+// processCPU is the CPU time a process has used (user + system, clock ticks).
+func processCPU(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// fields after the command name, which may hold spaces: state is field 3
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	s, _ := strconv.ParseInt(f[12], 10, 64)
+	return u + s
 }
 
 // Open opens a connection in a worker of the pool (see Pool for which one). It waits,

@@ -84,6 +84,9 @@ type serveFlags struct {
 	rpycVersion    string
 	logLevel       string
 	quiet          bool
+	pingInterval   time.Duration
+	pingTimeout    time.Duration
+	pingFailures   int
 
 	config map[string]any // --protocol-config, decoded
 	level  slog.Level
@@ -117,6 +120,9 @@ What to serve:
 	fs.IntVar(&f.workers, "workers", 1, "worker processes (spawned isolations)")
 	fs.StringVar(&f.isolation, "isolation", "auto", "auto, embedded (Python inside this process), shared (connections spread over --workers processes) or connection (a worker process per connection); auto is embedded when the interpreter has a shared library and --workers is 1, else shared")
 	fs.StringVar(&f.rpycVersion, "rpyc-version", "auto", "client message layout: auto (detected per connection), 5 or 6")
+	fs.DurationVar(&f.pingInterval, "ping-interval", 10*time.Second, "how often spawned workers are pinged (0 or less: never)")
+	fs.DurationVar(&f.pingTimeout, "ping-timeout", 10*time.Second, "a ping unanswered this long fails")
+	fs.IntVar(&f.pingFailures, "ping-failures", 3, "failed pings in a row, with the worker using no CPU meanwhile, that make it count as hung: it is killed and replaced (a worker busy in C code is never killed)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&f.quiet, "quiet", false, "log errors only")
 	if err := fs.Parse(args); err != nil {
@@ -143,6 +149,12 @@ What to serve:
 	}
 	if f.workers < 1 {
 		return nil, fmt.Errorf("--workers %d: want at least 1", f.workers)
+	}
+	if f.pingTimeout <= 0 || f.pingFailures < 1 {
+		return nil, errors.New("--ping-timeout must be positive and --ping-failures at least 1")
+	}
+	if f.pingInterval <= 0 {
+		f.pingInterval = -1 // never
 	}
 	if (f.sslKey == "") != (f.sslCert == "") || (f.sslCA != "" && f.sslCert == "") {
 		return nil, errors.New("TLS needs both --ssl-keyfile and --ssl-certfile (--ssl-cafile adds client certificates to them)")
@@ -240,10 +252,13 @@ func run(f *serveFlags, log *slog.Logger) error {
 	}
 
 	hostCfg := pyhost.Config{
-		Python:    f.python,
-		Workers:   f.workers,
-		Isolation: f.isolation,
-		Logger:    log,
+		Python:       f.python,
+		Workers:      f.workers,
+		Isolation:    f.isolation,
+		PingInterval: f.pingInterval,
+		PingTimeout:  f.pingTimeout,
+		PingFailures: f.pingFailures,
+		Logger:       log,
 	}
 	srvCfg := server.Config{Open: open, Dialect: dialect, Logger: log}
 	if f.sslCert != "" {
