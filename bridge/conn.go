@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 
@@ -75,7 +76,15 @@ func (c *Conn) Err() error {
 func (c *Conn) readLoop() {
 	for {
 		m, err := c.stream.ReadMessage()
-		if err != nil {
+		var ol *wire.OverLimitError
+		switch {
+		case err == nil:
+		case errors.As(err, &ol) && ol.Type == wire.MsgRequest:
+			c.send(wire.MsgException, ol.Seq, ol.Reply().Body) // that request fails alone
+			continue
+		case errors.As(err, &ol):
+			m = ol.Reply() // the caller gets the error, the connection lives
+		default:
 			c.shutdown(fmt.Errorf("%w: %w", ErrConnClosed, err))
 			return
 		}

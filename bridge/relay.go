@@ -82,14 +82,36 @@ func relayResult(err error) error {
 // pump copies messages from src to dst until one side fails.
 func pump(src, dst wire.MessageStream) error {
 	for {
-		m, err := src.ReadMessage()
+		m, err := readForRelay(src, dst)
 		if err != nil {
 			return err
 		}
-		if err := dst.WriteMessage(m); err != nil {
+		if m == nil {
+			continue
+		}
+		if err := dst.WriteMessage(*m); err != nil {
 			return err
 		}
 	}
+}
+
+// readForRelay reads the next message of src to forward to dst. A message over a value
+// limit fails alone (nil message, nil error): a request gets its EXCEPTION back on src,
+// a reply reaches dst as an EXCEPTION for the request it answers.
+func readForRelay(src, dst wire.MessageStream) (*wire.Message, error) {
+	m, err := src.ReadMessage()
+	if err == nil {
+		return &m, nil
+	}
+	var ol *wire.OverLimitError
+	if !errors.As(err, &ol) {
+		return nil, err
+	}
+	failed := ol.Reply()
+	if ol.Type == wire.MsgRequest {
+		return nil, src.WriteMessage(failed)
+	}
+	return &failed, nil
 }
 
 // pollable is a stream over one descriptor read in blocking mode.
@@ -120,10 +142,11 @@ func pollRelay(client pollable, cfd int, worker pollable, wfd int) error {
 			fromWorker = fds[1].Revents != 0
 		}
 		if fromClient {
-			m, err := client.ReadMessage()
+			m, err := readForRelay(client, worker)
 			switch {
+			case err == nil && m == nil:
 			case err == nil:
-				if err := worker.WriteMessage(m); err != nil {
+				if err := worker.WriteMessage(*m); err != nil {
 					return err
 				}
 			case errors.Is(err, io.EOF):

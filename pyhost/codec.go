@@ -62,7 +62,8 @@ type Limits struct {
 }
 
 // DefaultLimits are used wherever a zero Limits is given.
-var DefaultLimits = Limits{MaxFrame: 256 << 20, MaxDepth: 128, MaxItems: 1 << 24}
+// (Boxing wraps a client's values: depth and items are well above brine's limits.)
+var DefaultLimits = Limits{MaxFrame: 1 << 30, MaxDepth: 1024, MaxItems: 1 << 26}
 
 func (l Limits) orDefault() Limits {
 	if l.MaxFrame <= 0 {

@@ -209,11 +209,27 @@ func (c *embeddedConn) recv(args cpython.Object) (cpython.Object, error) {
 	ts := cpython.Release()
 	ready := true
 	var m wire.Message
-	if wait >= 0 {
-		ready, err = c.t.WaitMessage(wait)
-	}
-	if ready && err == nil {
-		m, err = c.t.ReadMessage()
+	for {
+		if wait >= 0 {
+			ready, err = c.t.WaitMessage(wait)
+		}
+		if ready && err == nil {
+			m, err = c.t.ReadMessage()
+		}
+		// a message over a value limit fails alone: the request's EXCEPTION goes back
+		// to the client, a reply over the limit reaches Python as an EXCEPTION
+		var ol *wire.OverLimitError
+		if errors.As(err, &ol) {
+			failed := ol.Reply()
+			if ol.Type != wire.MsgRequest {
+				m, err = failed, nil
+				break
+			}
+			if err = c.t.WriteMessage(failed); err == nil {
+				continue
+			}
+		}
+		break
 	}
 	ts.Reacquire()
 	if err != nil {

@@ -187,7 +187,7 @@ func TestDumpRejectsReferenceTypes(t *testing.T) {
 }
 
 func TestLoadRejectsMalformedAndOversized(t *testing.T) {
-	deep := bytes.Repeat([]byte{tagTuple1}, 100)
+	deep := bytes.Repeat([]byte{tagTuple1}, DefaultLimits.MaxDepth+1)
 	deep = append(deep, tagNone)
 	manyItems := []byte{tagTupleL4, 0x7f, 0xff, 0xff, 0xff}
 	hugeInt := append([]byte{tagIntL4, 0, 0, 0x27, 0x10}, bytes.Repeat([]byte("9"), 10000)...)

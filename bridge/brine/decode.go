@@ -18,12 +18,14 @@ type Limits struct {
 }
 
 // DefaultLimits are generous for real traffic and small enough to stop abuse.
-var DefaultLimits = Limits{MaxDepth: 64, MaxItems: 1 << 20, MaxIntDigits: 4300}
+// (rpyc's own brine cannot dump more than ~490 levels, and carries millions of items.)
+var DefaultLimits = Limits{MaxDepth: 256, MaxItems: 1 << 24, MaxIntDigits: 4300}
 
 // DecodeError reports malformed or over-limit brine input.
 type DecodeError struct {
 	Offset int
 	Msg    string
+	Limit  bool // well-formed so far, but over a Limits bound
 }
 
 func (e *DecodeError) Error() string {
@@ -57,6 +59,18 @@ func (d *decoder) errorf(format string, args ...any) error {
 	return &DecodeError{Offset: d.pos, Msg: fmt.Sprintf(format, args...)}
 }
 
+func (d *decoder) limitf(format string, args ...any) error {
+	return &DecodeError{Offset: d.pos, Msg: fmt.Sprintf(format, args...), Limit: true}
+}
+
+// LoadPrefix decodes the one brine value at the start of b and says how many bytes it
+// took; what follows is left alone.
+func LoadPrefix(b []byte, lim Limits) (any, int, error) {
+	d := decoder{buf: b, lim: lim}
+	v, err := d.value(0)
+	return v, d.pos, err
+}
+
 func (d *decoder) take(n int) ([]byte, error) {
 	if n < 0 || n > len(d.buf)-d.pos {
 		return nil, d.errorf("truncated: want %d bytes, have %d", n, len(d.buf)-d.pos)
@@ -88,7 +102,7 @@ func (d *decoder) length(tag byte, short, long byte) (int, error) {
 func (d *decoder) value(depth int) (any, error) {
 	d.items++
 	if d.lim.MaxItems > 0 && d.items > d.lim.MaxItems {
-		return nil, d.errorf("more than %d items", d.lim.MaxItems)
+		return nil, d.limitf("more than %d items", d.lim.MaxItems)
 	}
 	b, err := d.take(1)
 	if err != nil {
@@ -208,7 +222,7 @@ func (d *decoder) nested(depth int) (Tuple, error) {
 
 func (d *decoder) tuple(n, depth int) (Tuple, error) {
 	if d.lim.MaxDepth > 0 && depth >= d.lim.MaxDepth {
-		return nil, d.errorf("nested deeper than %d", d.lim.MaxDepth)
+		return nil, d.limitf("nested deeper than %d", d.lim.MaxDepth)
 	}
 	// every item takes at least one byte: a count larger than what is left is a lie
 	if n > len(d.buf)-d.pos {
@@ -227,7 +241,7 @@ func (d *decoder) tuple(n, depth int) (Tuple, error) {
 
 func (d *decoder) int(n int) (any, error) {
 	if d.lim.MaxIntDigits > 0 && n > d.lim.MaxIntDigits+1 {
-		return nil, d.errorf("int of %d digits exceeds %d", n, d.lim.MaxIntDigits)
+		return nil, d.limitf("int of %d digits exceeds %d", n, d.lim.MaxIntDigits)
 	}
 	raw, err := d.take(n)
 	if err != nil {

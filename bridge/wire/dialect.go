@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/pybridge/pybridge/bridge/brine"
@@ -74,6 +75,9 @@ func (dialect5) AppendMessage(dst []byte, m Message) ([]byte, error) {
 func (d dialect5) ParseMessage(payload []byte, lim brine.Limits) (Message, error) {
 	v, err := brine.LoadLimited(payload, lim)
 	if err != nil {
+		if ol := overLimit(err, payload, 1, nil); ol != nil {
+			return Message{}, ol
+		}
 		return Message{}, &DialectError{Dialect: d.Name(), Msg: "bad payload", Err: err}
 	}
 	t, ok := v.(brine.Tuple)
@@ -101,6 +105,10 @@ func (d dialect6) ParseMessage(payload []byte, lim brine.Limits) (Message, error
 	}
 	v, err := brine.LoadLimited(payload[1:], lim)
 	if err != nil {
+		typ := int64(payload[0])
+		if ol := overLimit(err, payload, 2, &typ); ol != nil {
+			return Message{}, ol
+		}
 		return Message{}, &DialectError{Dialect: d.Name(), Msg: "bad payload", Err: err}
 	}
 	t, ok := v.(brine.Tuple)
@@ -119,4 +127,57 @@ func message(d Dialect, typ int64, seq, body any) (Message, error) {
 		return Message{}, &DialectError{Dialect: d.Name(), Msg: fmt.Sprintf("sequence number is %T, not an int", seq)}
 	}
 	return Message{Type: MsgType(typ), Seq: s, Body: body}, nil
+}
+
+// OverLimitError is a well-formed message whose body goes past a value limit (nesting,
+// items, int digits): the peer's request fails, the connection does not. Reply is the
+// EXCEPTION to send back for a REQUEST.
+type OverLimitError struct {
+	Type MsgType
+	Seq  int64
+	Err  error
+}
+
+func (e *OverLimitError) Error() string {
+	return fmt.Sprintf("%v %d over a value limit: %v", e.Type, e.Seq, e.Err)
+}
+
+func (e *OverLimitError) Unwrap() error { return e.Err }
+
+// Reply is the EXCEPTION answering the request: a ValueError saying which limit.
+func (e *OverLimitError) Reply() Message {
+	msg := fmt.Sprintf("pybridge refused the request: %v", e.Err)
+	return Message{Type: MsgException, Seq: e.Seq, Body: brine.Tuple{
+		brine.Tuple{"builtins", "ValueError"}, brine.Tuple{msg},
+		brine.Tuple{brine.Tuple{"_remote_version", "<version denied>"}}, ""}}
+}
+
+// overLimit reads the type and seq of a payload whose body failed a limit. skip is
+// how many bytes come before the seq in the layout: 5.x: the 3-tuple tag and then the
+// type (read here), 6.x: the type byte and the 2-tuple tag (typ given).
+func overLimit(err error, payload []byte, skip int, typ *int64) *OverLimitError {
+	var de *brine.DecodeError
+	if !errors.As(err, &de) || !de.Limit || len(payload) <= skip {
+		return nil
+	}
+	rest := payload[skip:]
+	if typ == nil {
+		if payload[0] != brineTuple3 {
+			return nil
+		}
+		v, n, err := brine.LoadPrefix(rest, brine.Limits{})
+		t, ok := v.(int64)
+		if err != nil || !ok {
+			return nil
+		}
+		typ, rest = &t, rest[n:]
+	} else if payload[1] != brineTuple2 {
+		return nil
+	}
+	v, _, e := brine.LoadPrefix(rest, brine.Limits{})
+	seq, ok := v.(int64)
+	if e != nil || !ok || *typ < int64(MsgRequest) || *typ > int64(MsgException) {
+		return nil
+	}
+	return &OverLimitError{Type: MsgType(*typ), Seq: seq, Err: err}
 }

@@ -4,6 +4,7 @@ import struct
 import time
 import zlib
 
+import pytest
 import rpyc
 
 
@@ -142,3 +143,26 @@ def test_accept_survives_running_out_of_descriptors():
                 time.sleep(0.2)
     finally:
         srv.stop()
+
+
+def _nested(depth):
+    v = ()
+    for _ in range(depth):
+        v = (v,)
+    return v
+
+
+def test_large_and_deep_values_that_rpyc_carries(conn):
+    echo = conn.eval("lambda x: x")
+    deep = _nested(60)
+    assert echo(deep) == deep
+    many = tuple(range(1_100_000))
+    assert echo(many) == many
+
+
+def test_value_over_a_limit_fails_that_request_only(conn):
+    echo = conn.eval("lambda x: x")
+    with pytest.raises(Exception) as info:
+        echo(_nested(300))  # past the 256 limit; rpyc itself cannot dump ~490
+    assert "nested deeper" in str(info.value)
+    assert conn.eval("7 * 6") == 42  # the connection lives on

@@ -19,7 +19,7 @@ import (
 
 // MaxDepth bounds the nesting of values converted either way (self-containing lists,
 // hostile input).
-const MaxDepth = 256
+const MaxDepth = 1024
 
 // Encoder converts Go values to Python objects: the brine value model (nil, bool, ints,
 // *big.Int, floats, complex, string, []byte, brine.Tuple, FrozenSet, Slice, Ellipsis,
