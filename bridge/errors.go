@@ -70,8 +70,8 @@ func loadException(body any) error {
 	if attrs, ok := t[2].(brine.Tuple); ok {
 		for _, kv := range attrs {
 			if p, ok := kv.(brine.Tuple); ok && len(p) == 2 {
-				if k, ok := p[0].(string); ok {
-					e.Attrs[k] = p[1]
+				if k, ok := p[0].(string); ok && k != "_remote_version" {
+					e.Attrs[k] = p[1] // (the peer's rpyc version is not the exception's)
 				}
 			}
 		}

@@ -13,6 +13,25 @@ class Service:
 
     __slots__ = ()
     exposed_prefix = "exposed_"
+    ALIASES = ()
+
+    @classmethod
+    def get_service_aliases(cls):
+        """The names the service is known by: ALIASES, else the class name without a
+        trailing "Service", upper-cased (as rpyc names services)."""
+        if cls.ALIASES:
+            return tuple(str(n).upper() for n in cls.ALIASES)
+        name = cls.__name__.upper()
+        if name.endswith("SERVICE"):
+            name = name[:-7]
+        return (name,)
+
+    @classmethod
+    def get_service_name(cls):
+        return cls.get_service_aliases()[0]
+
+    exposed_get_service_aliases = get_service_aliases
+    exposed_get_service_name = get_service_name
 
     def on_connect(self, conn):
         pass

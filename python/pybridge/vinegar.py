@@ -13,7 +13,18 @@ import traceback
 from . import consts
 from .boxing import dumpable
 
-VERSION = "pybridge-0.1.0"
+def _rpyc_version():
+    """What rpyc's own server would report as its version: rpyc's, when the hosted
+    environment has rpyc (a client of another major version is warned, as rpyc warns
+    it), else "<version denied>" (no warning: nothing to compare)."""
+    try:
+        from importlib import metadata
+        return metadata.version("rpyc")
+    except Exception:
+        return "<version denied>"
+
+
+VERSION = _rpyc_version()
 _derived = {}
 
 

@@ -222,3 +222,10 @@ def test_client_object_table_drains(conn):
         conn.ping()
         time.sleep(0.05)
     assert len(conn._local_objects._dict) == 0
+
+
+def test_remote_exceptions_carry_no_version_warning(conn):
+    # the worker reports the rpyc of its environment (or none), as rpyc's own server
+    with pytest.raises(ZeroDivisionError) as info:
+        conn.eval("1 / 0")
+    assert "WARNING: Remote is on RPyC" not in str(info.value)
