@@ -60,7 +60,7 @@ FORCE:
 
 build:
 	$(GO) mod download
-	$(GO) build -o bin/pybridge ./cmd/pybridge
+	$(GO) build -buildvcs=auto -o bin/pybridge ./cmd/pybridge
 
 # go vet, and go.mod/go.sum exactly as `go mod tidy` leaves them (a diff fails)
 vet:

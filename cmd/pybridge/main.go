@@ -15,6 +15,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -28,8 +29,42 @@ import (
 	"github.com/pybridge/pybridge/server"
 )
 
-// Version is the pybridge version (set with -ldflags "-X main.Version=…").
-var Version = "0.1.0-dev"
+// Version is the pybridge version (set with -ldflags "-X main.Version=…"); without it,
+// the module version from the build info.
+var Version = ""
+
+// versionLine is "pybridge <version> (<vcs revision>[, modified], <go version>)".
+func versionLine() string {
+	v, rev, modified, goVersion := Version, "", false, runtime.Version()
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		if v == "" && bi.Main.Version != "" {
+			v = bi.Main.Version
+		}
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				rev = s.Value
+			case "vcs.modified":
+				modified = s.Value == "true"
+			}
+		}
+	}
+	if v == "" {
+		v = "(devel)"
+	}
+	parts := []string{}
+	if rev != "" {
+		if len(rev) > 12 {
+			rev = rev[:12]
+		}
+		if modified {
+			rev += ", modified"
+		}
+		parts = append(parts, rev)
+	}
+	parts = append(parts, goVersion, "cgo "+strconv.FormatBool(embedAvailable))
+	return "pybridge " + v + " (" + strings.Join(parts, ", ") + ")"
+}
 
 const usage = `pybridge serves existing rpyc clients from supervised Python workers.
 
@@ -56,8 +91,8 @@ func main() {
 	switch os.Args[1] {
 	case "serve":
 		os.Exit(serve(os.Args[2:]))
-	case "version", "--version":
-		fmt.Println("pybridge", Version)
+	case "version", "--version", "-v":
+		fmt.Println(versionLine())
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 	default:

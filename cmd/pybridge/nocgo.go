@@ -1,0 +1,6 @@
+//go:build !cgo
+
+package main
+
+// embedAvailable: this binary can embed Python (it was built with cgo).
+const embedAvailable = false
