@@ -1,12 +1,14 @@
-// Command callpython starts a Python worker with the python3 on PATH (nothing is
-// installed into it: the pybridge package travels inside this binary) and calls it
-// from Go: a function of the standard library, a Pydantic model built from Go values,
-// and a Python exception caught as a Go error.
+// Command callpython runs Python from Go with the python3 on PATH (nothing is
+// installed into it: the pybridge package travels inside this binary) and calls it: a
+// function of the standard library, a Pydantic model built from Go values, and a Python
+// exception caught as a Go error. By default Python is embedded in this process; with
+// -isolation shared it runs in a worker process this program starts and supervises.
 package main
 
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"log"
 	"log/slog"
@@ -33,10 +35,13 @@ def check(n):
 `
 
 func main() {
+	isolation := flag.String("isolation", pyhost.IsolationEmbedded, "embedded, shared or connection")
+	python := flag.String("python", "python3", "the interpreter (with pydantic installed)")
+	flag.Parse()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	host, err := pyhost.Start(ctx, pyhost.Config{Python: "python3", Logger: logger})
+	host, err := pyhost.Start(ctx, pyhost.Config{Python: *python, Isolation: *isolation, Logger: logger})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -53,7 +58,7 @@ func main() {
 		log.Fatal(err)
 	}
 	defer math.Close()
-	r, err := math.CallAttr(ctx, "sqrt", 2.0)
+	r, err := bridge.As[float64](math.CallAttr(ctx, "sqrt", 2.0))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -63,30 +68,30 @@ func main() {
 	if err := conn.Execute(ctx, models); err != nil {
 		log.Fatal(err)
 	}
-	point, err := conn.Eval(ctx, "Point")
+	point, err := bridge.As[*bridge.Ref](conn.Eval(ctx, "Point"))
 	if err != nil {
 		log.Fatal(err)
 	}
-	p, err := point.(*bridge.Ref).Call(ctx, bridge.Kwargs{"x": 3, "y": "4", "label": "from Go", "tags": []string{"a", "b"}})
+	p, err := bridge.As[*bridge.Ref](point.Call(ctx, bridge.Kwargs{"x": 3, "y": "4", "label": "from Go", "tags": []string{"a", "b"}}))
 	if err != nil {
 		log.Fatal(err)
 	}
-	dumped, err := p.(*bridge.Ref).CallAttr(ctx, "model_dump")
+	dumped, err := bridge.As[*bridge.Ref](p.CallAttr(ctx, "model_dump"))
 	if err != nil {
 		log.Fatal(err)
 	}
-	dump, err := conn.Value(ctx, dumped.(*bridge.Ref)) // the dict, as a Go map
+	dump, err := bridge.As[map[string]any](conn.Value(ctx, dumped)) // the dict, as a Go map
 	if err != nil {
 		log.Fatal(err)
 	}
 	fmt.Println("model_dump() =", dump)
 
 	// a ValueError raised in Python, caught as a Go error
-	check, err := conn.Eval(ctx, "check")
+	check, err := bridge.As[*bridge.Ref](conn.Eval(ctx, "check"))
 	if err != nil {
 		log.Fatal(err)
 	}
-	_, err = check.(*bridge.Ref).Call(ctx, -1)
+	_, err = check.Call(ctx, -1)
 	var re *bridge.RemoteError
 	if errors.As(err, &re) {
 		fmt.Printf("caught %s: %v\n", re.Type, re.Args)

@@ -316,8 +316,12 @@ func (d *Decoder) list(p *C.PyObject, depth int) (any, error) {
 	return out, nil
 }
 
+// dict converts a dict to map[string]any when every key is a str, else map[any]any
+// (as the worker codec does).
 func (d *Decoder) dict(p *C.PyObject, depth int) (any, error) {
-	m := make(map[any]any, int(C.PyDict_Size(p)))
+	n := int(C.PyDict_Size(p))
+	sm := make(map[string]any, n)
+	var am map[any]any
 	var pos C.Py_ssize_t
 	var k, v *C.PyObject
 	for C.PyDict_Next(p, &pos, &k, &v) != 0 {
@@ -329,12 +333,25 @@ func (d *Decoder) dict(p *C.PyObject, depth int) (any, error) {
 		if err != nil {
 			return nil, err
 		}
+		if ks, ok := kv.(string); ok && am == nil {
+			sm[ks] = vv
+			continue
+		}
 		if !hashable(kv) {
 			return nil, &Raise{Class: "TypeError", Msg: fmt.Sprintf("dict key of type %T has no Go map form", kv)}
 		}
-		m[kv] = vv
+		if am == nil {
+			am = make(map[any]any, n)
+			for ks, x := range sm {
+				am[ks] = x
+			}
+		}
+		am[kv] = vv
 	}
-	return m, nil
+	if am != nil {
+		return am, nil
+	}
+	return sm, nil
 }
 
 func hashable(v any) bool {

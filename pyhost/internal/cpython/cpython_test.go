@@ -112,7 +112,7 @@ func TestListsAndDictsByValue(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []any{int64(1), map[any]any{"a": brine.Tuple{int64(2), int64(3)}}, brine.FrozenSet{int64(4)}}
+	want := []any{int64(1), map[string]any{"a": brine.Tuple{int64(2), int64(3)}}, brine.FrozenSet{int64(4)}}
 	if !reflect.DeepEqual(v, want) {
 		t.Fatalf("got %#v", v)
 	}
