@@ -52,11 +52,14 @@ def workloads(conn):
     lst = conn.builtins.list([1, 2, 3])
     echo = conn.eval("lambda x: x")
     blob = b"x" * MiB
+    builtins = conn.modules.builtins
+    client_range = range(3)
     return {
         "attribute get": lambda: math_mod.pi,
         "method call": lambda: lst.count(2),
         "classic math.sqrt (held netref)": lambda: sqrt(2.0),
         "1 MiB echo": lambda: echo(blob),
+        "callbacks: list(a client's range)": lambda: builtins.list(client_range),
     }
 
 

@@ -22,6 +22,7 @@ type blockingConn struct {
 	raddr    net.Addr
 	deadline atomic.Int64 // read deadline, unix nanoseconds; 0: none
 	closed   atomic.Bool
+	tcp      bool
 }
 
 // toBlocking takes over c's socket as a blockingConn, or returns c as it is when it is
@@ -52,7 +53,8 @@ func toBlocking(c net.Conn) net.Conn {
 		f.Close()
 		return c
 	}
-	b := &blockingConn{f: f, rc: rc, laddr: c.LocalAddr(), raddr: c.RemoteAddr()}
+	_, isTCP := c.(*net.TCPConn)
+	b := &blockingConn{f: f, rc: rc, laddr: c.LocalAddr(), raddr: c.RemoteAddr(), tcp: isTCP}
 	c.Close() // the duplicate keeps the socket open
 	return b
 }
@@ -64,6 +66,15 @@ func (c *blockingConn) Read(p []byte) (int, error) {
 		}
 	}
 	return c.f.Read(p)
+}
+
+// QuickAck has the next segments from the client acknowledged at once (TCP_QUICKACK,
+// which the kernel clears as it goes; wire.FrameStream re-arms it before each read
+// while the server waits for the client's reply to a callback).
+func (c *blockingConn) QuickAck() {
+	if c.tcp {
+		c.rc.Control(func(fd uintptr) { unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_QUICKACK, 1) })
+	}
 }
 
 func (c *blockingConn) waitReadable(deadline int64) error {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -29,6 +30,10 @@ type FrameStream struct {
 	assumed bool // settled by a write, before the peer spoke
 	assume  Dialect
 	hold    time.Duration
+
+	// requests written and not answered yet: while there are any, reads ask the
+	// connection to acknowledge at once (QuickAck)
+	awaiting atomic.Int32
 
 	wmu      sync.Mutex
 	wpayload []byte // reused for each message written (up to KeepBuffer)
@@ -102,6 +107,14 @@ func (fs *FrameStream) ReadMessage() (Message, error) {
 		fs.pending = nil
 		return *m, nil
 	}
+	if fs.awaiting.Load() > 0 && fs.r.Buffered() == 0 {
+		// The peer answers a request of ours. An rpyc client has Nagle's algorithm on:
+		// when it writes twice in a row (a DEL, then the reply) its second write waits
+		// for the first to be acknowledged, which a delayed ACK makes 40 ms.
+		if qa, ok := fs.rwc.(interface{ QuickAck() }); ok {
+			qa.QuickAck()
+		}
+	}
 	payload, err := fs.bufs.Read(fs.r, fs.lim)
 	if err != nil {
 		return Message{}, err
@@ -112,7 +125,11 @@ func (fs *FrameStream) ReadMessage() (Message, error) {
 			return Message{}, err
 		}
 	}
-	return d.ParseMessage(payload, fs.lim.Value)
+	m, err := d.ParseMessage(payload, fs.lim.Value)
+	if err == nil && m.Type != MsgRequest && fs.awaiting.Load() > 0 {
+		fs.awaiting.Add(-1)
+	}
+	return m, err
 }
 
 // detect settles the dialect from the peer's first payload.
@@ -159,6 +176,9 @@ func (fs *FrameStream) WriteMessage(m Message) error {
 	d := fs.Dialect()
 	if d == nil {
 		d = fs.waitDialect()
+	}
+	if m.Type == MsgRequest {
+		fs.awaiting.Add(1)
 	}
 	fs.wmu.Lock()
 	defer fs.wmu.Unlock()
