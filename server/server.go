@@ -76,6 +76,9 @@ type Config struct {
 	Limits *wire.Limits
 	// Logger gets connection events (default slog.Default()).
 	Logger *slog.Logger
+	// ShutdownGrace is how long Serve, once its ctx ends, lets connections finish the
+	// requests they are serving (default 10s); idle ones are closed at once.
+	ShutdownGrace time.Duration
 }
 
 // Server relays rpyc clients to workers.
@@ -84,6 +87,9 @@ type Server struct {
 	limits wire.Limits
 	log    *slog.Logger
 	wg     sync.WaitGroup
+
+	mu    sync.Mutex
+	conns map[*wire.FrameStream]struct{} // open client connections (Serve)
 }
 
 // New returns a server for cfg.
@@ -103,15 +109,30 @@ func New(cfg Config) *Server {
 	if s.cfg.HoldTimeout <= 0 {
 		s.cfg.HoldTimeout = 2 * time.Second
 	}
+	if s.cfg.ShutdownGrace <= 0 {
+		s.cfg.ShutdownGrace = 10 * time.Second
+	}
+	s.conns = map[*wire.FrameStream]struct{}{}
 	return s
 }
 
 // Serve accepts connections on ln until ctx ends or ln fails, serving each on its own
 // goroutine. When ctx ends it closes ln and every connection and waits for them.
+//
+// When ctx ends, Serve stops accepting, closes the connections that are idle, lets the
+// others finish the requests they are serving for up to Config.ShutdownGrace (closing
+// each as it becomes idle), then closes what is left and returns once every connection
+// has ended.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
-	defer s.wg.Wait()
+	// connections outlive ctx until drained
+	connCtx, endConns := context.WithCancel(context.Background())
+	defer func() {
+		s.drain()
+		endConns()
+		s.wg.Wait()
+	}()
 	var backoff time.Duration
 	for {
 		c, err := ln.Accept()
@@ -144,10 +165,51 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			if s.cfg.TLS != nil {
 				c = tls.Server(c, s.cfg.TLS)
 			}
-			if err := s.ServeConn(ctx, c, peer); err != nil {
+			if err := s.ServeConn(connCtx, c, peer); err != nil {
 				s.log.Warn("connection ended", "peer", peer, "err", err)
 			}
 		}()
+	}
+}
+
+// drain closes idle connections at once and the busy ones as they become idle,
+// waiting at most ShutdownGrace (the rest are closed by Serve).
+func (s *Server) drain() {
+	deadline := time.Now().Add(s.cfg.ShutdownGrace)
+	logged := false
+	for {
+		s.mu.Lock()
+		busy := 0
+		for fs := range s.conns {
+			if fs.Idle() {
+				fs.Close()
+			} else {
+				busy++
+			}
+		}
+		s.mu.Unlock()
+		if busy == 0 || time.Now().After(deadline) {
+			if busy > 0 {
+				s.log.Warn("shutdown: closing connections still serving requests", "connections", busy, "grace", s.cfg.ShutdownGrace)
+			}
+			return
+		}
+		if !logged {
+			s.log.Info("shutdown: waiting for connections to finish their requests", "connections", busy, "grace", s.cfg.ShutdownGrace)
+			logged = true
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (s *Server) track(fs *wire.FrameStream) func() {
+	s.mu.Lock()
+	s.conns[fs] = struct{}{}
+	s.mu.Unlock()
+	return func() {
+		s.mu.Lock()
+		delete(s.conns, fs)
+		s.mu.Unlock()
 	}
 }
 
@@ -172,6 +234,7 @@ func (s *Server) ServeConn(ctx context.Context, c io.ReadWriteCloser, peer strin
 	}
 	if s.cfg.Embedded != nil {
 		client := s.clientStream(c)
+		defer s.track(client)()
 		err := hangup(s.cfg.Embedded.Serve(ctx, client, opts))
 		s.log.Debug("connection closed", "peer", peer, "dialect", dialectOf(client), "err", err)
 		return err
@@ -183,6 +246,7 @@ func (s *Server) ServeConn(ctx context.Context, c io.ReadWriteCloser, peer strin
 	}
 	log := s.log.With("peer", peer, "worker", ch.Worker().ID())
 	client := s.clientStream(c)
+	defer s.track(client)()
 	err = hangup(bridge.Relay(ctx, client, ch))
 	log.Debug("connection closed", "dialect", dialectOf(client), "err", err)
 	return err

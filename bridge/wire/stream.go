@@ -34,6 +34,8 @@ type FrameStream struct {
 	// requests written and not answered yet: while there are any, reads ask the
 	// connection to acknowledge at once (QuickAck)
 	awaiting atomic.Int32
+	// the peer's requests read and not answered yet (Idle)
+	serving atomic.Int32
 
 	wmu      sync.Mutex
 	wpayload []byte // reused for each message written (up to KeepBuffer)
@@ -129,6 +131,9 @@ func (fs *FrameStream) ReadMessage() (Message, error) {
 	if err == nil && m.Type != MsgRequest && fs.awaiting.Load() > 0 {
 		fs.awaiting.Add(-1)
 	}
+	if err == nil && m.Type == MsgRequest {
+		fs.serving.Add(1)
+	}
 	return m, err
 }
 
@@ -179,6 +184,8 @@ func (fs *FrameStream) WriteMessage(m Message) error {
 	}
 	if m.Type == MsgRequest {
 		fs.awaiting.Add(1)
+	} else if fs.serving.Add(-1) < 0 {
+		fs.serving.Store(0)
 	}
 	fs.wmu.Lock()
 	defer fs.wmu.Unlock()
@@ -207,6 +214,10 @@ func (fs *FrameStream) waitDialect() Dialect {
 		return fs.settleDialect(fs.assume, true)
 	}
 }
+
+// Idle reports that every request the peer sent has been answered (its requests sent
+// without waiting, as rpyc's DEL, count until their reply is written too).
+func (fs *FrameStream) Idle() bool { return fs.serving.Load() == 0 }
 
 // Close closes the underlying connection.
 func (fs *FrameStream) Close() error {

@@ -122,6 +122,7 @@ type serveFlags struct {
 	pingInterval   time.Duration
 	pingTimeout    time.Duration
 	pingFailures   int
+	shutdownGrace  time.Duration
 
 	config map[string]any // --protocol-config, decoded
 	level  slog.Level
@@ -158,6 +159,7 @@ What to serve:
 	fs.DurationVar(&f.pingInterval, "ping-interval", 10*time.Second, "how often spawned workers are pinged (0 or less: never)")
 	fs.DurationVar(&f.pingTimeout, "ping-timeout", 10*time.Second, "a ping unanswered this long fails")
 	fs.IntVar(&f.pingFailures, "ping-failures", 3, "failed pings in a row, with the worker using no CPU meanwhile, that make it count as hung: it is killed and replaced (a worker busy in C code is never killed)")
+	fs.DurationVar(&f.shutdownGrace, "shutdown-grace", 10*time.Second, "on SIGTERM or SIGINT: stop accepting, close idle connections, and give the others this long to finish their requests")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&f.quiet, "quiet", false, "log errors only")
 	if err := fs.Parse(args); err != nil {
@@ -184,6 +186,9 @@ What to serve:
 	}
 	if f.workers < 1 {
 		return nil, fmt.Errorf("--workers %d: want at least 1", f.workers)
+	}
+	if f.shutdownGrace < 0 {
+		return nil, errors.New("--shutdown-grace must not be negative")
 	}
 	if f.pingTimeout <= 0 || f.pingFailures < 1 {
 		return nil, errors.New("--ping-timeout must be positive and --ping-failures at least 1")
@@ -295,7 +300,7 @@ func run(f *serveFlags, log *slog.Logger) error {
 		PingFailures: f.pingFailures,
 		Logger:       log,
 	}
-	srvCfg := server.Config{Open: open, Dialect: dialect, Logger: log}
+	srvCfg := server.Config{Open: open, Dialect: dialect, Logger: log, ShutdownGrace: f.shutdownGrace}
 	if f.sslCert != "" {
 		var err error
 		if srvCfg.TLS, err = tlsConfig(f); err != nil {
@@ -362,7 +367,10 @@ func run(f *serveFlags, log *slog.Logger) error {
 		addr += " (TLS)"
 	}
 	log.Info("serving", "what", what, "addr", addr, "isolation", isolation, "python", interp, "dialects", dialects)
-	return srv.Serve(ctx, ln)
+	context.AfterFunc(ctx, func() { log.Info("shutting down: no new connections", "grace", f.shutdownGrace) })
+	err = srv.Serve(ctx, ln)
+	log.Info("stopped")
+	return err
 }
 
 func listen(f *serveFlags) (net.Listener, error) {

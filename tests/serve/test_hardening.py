@@ -206,3 +206,34 @@ def test_unread_replies_do_not_pile_up_in_the_server(classic_server):
     c = rpyc.classic.connect("127.0.0.1", classic_server.port)
     assert c.eval("5 + 5") == 10
     c.close()
+
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT"])
+def test_signal_lets_requests_in_flight_finish(sig):
+    import signal
+    import subprocess
+    from servers import Server, free_port, pybridge_args, wait_port
+    port = free_port()
+    proc = subprocess.Popen(pybridge_args("--classic", "--port", str(port), "--log-level", "info"),
+                            stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_port(port, proc)
+        busy = rpyc.classic.connect("127.0.0.1", port)
+        idle = rpyc.classic.connect("127.0.0.1", port)
+        assert idle.eval("1") == 1
+        slow = rpyc.async_(busy.modules.time.sleep)(1.5)
+        time.sleep(0.3)  # the sleep is running in the server
+        proc.send_signal(getattr(signal, sig))
+        slow.wait()  # raises if the request was cut off
+        assert not slow.error
+        with pytest.raises(EOFError):
+            for _ in range(50):  # the idle connection is closed
+                idle.eval("1")
+                time.sleep(0.1)
+        assert proc.wait(20) == 0
+        err = proc.stderr.read()
+        assert "shutting down" in err and "stopped" in err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
