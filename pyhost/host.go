@@ -68,7 +68,7 @@ func (h *Host) Connect(ctx context.Context) (*bridge.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return bridge.NewConn(ch, bridge.Config{ByValue: true}), nil
+	return bridge.NewConn(ch, bridge.Config{ByValue: true, Logger: h.cfg.Logger}), nil
 }
 
 // Open opens a raw channel with other options (mode "classic" or "service"), for

@@ -301,3 +301,32 @@ func TestHealthPingsSpareBusyWorkers(t *testing.T) {
 		t.Error("the busy worker was replaced")
 	}
 }
+
+// Closing a connection after a loop of calls logs no reply to an unknown request (the
+// reply to CLOSE itself is expected).
+func TestHostCloseLogsNoStrayReply(t *testing.T) {
+	logs := newLogRecorder()
+	h := startHost(t, hostPythons(t)["msgpack"], func(c *Config) { c.Logger = slog.New(logs) })
+	ctx, cancel := contextWithTimeout(t, 30*time.Second)
+	defer cancel()
+	for range 5 {
+		conn, err := h.Connect(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := conn.Import(ctx, "math")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 20 {
+			if _, err := m.CallAttr(ctx, "sqrt", 2.0); err != nil {
+				t.Fatal(err)
+			}
+		}
+		conn.Close()
+	}
+	time.Sleep(300 * time.Millisecond) // a stray reply would be logged by now
+	if strings.Contains(logs.String(), "reply to no request") {
+		t.Errorf("logged:\n%s", logs.String())
+	}
+}
