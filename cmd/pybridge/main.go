@@ -19,6 +19,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -123,6 +124,8 @@ type serveFlags struct {
 	pingTimeout    time.Duration
 	pingFailures   int
 	shutdownGrace  time.Duration
+	logFormat      string
+	logFile        string
 
 	config map[string]any // --protocol-config, decoded
 	level  slog.Level
@@ -162,6 +165,9 @@ What to serve:
 	fs.DurationVar(&f.shutdownGrace, "shutdown-grace", 10*time.Second, "on SIGTERM or SIGINT: stop accepting, close idle connections, and give the others this long to finish their requests")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&f.quiet, "quiet", false, "log errors only")
+	fs.BoolVar(&f.quiet, "q", false, "short for --quiet (as rpyc_classic)")
+	fs.StringVar(&f.logFormat, "log-format", "text", "text or json")
+	fs.StringVar(&f.logFile, "logfile", "", "append the log to `path` instead of standard error")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -199,6 +205,9 @@ What to serve:
 	if (f.sslKey == "") != (f.sslCert == "") || (f.sslCA != "" && f.sslCert == "") {
 		return nil, errors.New("TLS needs both --ssl-keyfile and --ssl-certfile (--ssl-cafile adds client certificates to them)")
 	}
+	if f.logFormat != "text" && f.logFormat != "json" {
+		return nil, fmt.Errorf("--log-format %q: want text or json", f.logFormat)
+	}
 	if err := f.level.UnmarshalText([]byte(f.logLevel)); err != nil {
 		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", f.logLevel)
 	}
@@ -235,7 +244,11 @@ func serve(args []string) int {
 		fmt.Fprintln(os.Stderr, "pybridge serve:", err)
 		return 2
 	}
-	log := newLogger(f)
+	log, err := newLogger(f)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "pybridge serve:", err)
+		return 1
+	}
 	if err := run(f, log); err != nil {
 		log.Error("pybridge serve failed", "err", err)
 		return 1
@@ -243,12 +256,23 @@ func serve(args []string) int {
 	return 0
 }
 
-func newLogger(f *serveFlags) *slog.Logger {
-	level := f.level
+func newLogger(f *serveFlags) (*slog.Logger, error) {
+	opts := &slog.HandlerOptions{Level: f.level}
 	if f.quiet {
-		level = slog.LevelError
+		opts.Level = slog.LevelError
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	var out io.Writer = os.Stderr
+	if f.logFile != "" {
+		file, err := os.OpenFile(f.logFile, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+		if err != nil {
+			return nil, fmt.Errorf("--logfile: %w", err)
+		}
+		out = file // open for the process's life
+	}
+	if f.logFormat == "json" {
+		return slog.New(slog.NewJSONHandler(out, opts)), nil
+	}
+	return slog.New(slog.NewTextHandler(out, opts)), nil
 }
 
 func run(f *serveFlags, log *slog.Logger) error {
@@ -367,8 +391,15 @@ func run(f *serveFlags, log *slog.Logger) error {
 		addr += " (TLS)"
 	}
 	log.Info("serving", "what", what, "addr", addr, "isolation", isolation, "python", interp, "dialects", dialects)
-	context.AfterFunc(ctx, func() { log.Info("shutting down: no new connections", "grace", f.shutdownGrace) })
+	var once sync.Once
+	shuttingDown := func() {
+		once.Do(func() { log.Info("shutting down: no new connections", "grace", f.shutdownGrace) })
+	}
+	context.AfterFunc(ctx, shuttingDown)
 	err = srv.Serve(ctx, ln)
+	if ctx.Err() != nil {
+		shuttingDown()
+	}
 	log.Info("stopped")
 	return err
 }
