@@ -79,6 +79,9 @@ type Config struct {
 	// ShutdownGrace is how long Serve, once its ctx ends, lets connections finish the
 	// requests they are serving (default 10s); idle ones are closed at once.
 	ShutdownGrace time.Duration
+	// OneShot serves the first connection only, and Serve returns when it ends
+	// (rpyc's OneShotServer, rpyc_classic --mode oneshot).
+	OneShot bool
 }
 
 // Server relays rpyc clients to workers.
@@ -157,18 +160,29 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			continue
 		}
 		backoff = 0
+		if s.cfg.OneShot {
+			ln.Close()
+			s.serveAccepted(connCtx, c)
+			return nil
+		}
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			peer := c.RemoteAddr().String()
-			c = toBlocking(c)
-			if s.cfg.TLS != nil {
-				c = tls.Server(c, s.cfg.TLS)
-			}
-			if err := s.ServeConn(connCtx, c, peer); err != nil {
-				s.log.Warn("connection ended", "peer", peer, "err", err)
-			}
+			s.serveAccepted(connCtx, c)
 		}()
+	}
+}
+
+// serveAccepted serves a connection the listener accepted: a socket in blocking mode
+// (read on the connection's own thread), behind TLS when configured.
+func (s *Server) serveAccepted(ctx context.Context, c net.Conn) {
+	peer := c.RemoteAddr().String()
+	c = toBlocking(c)
+	if s.cfg.TLS != nil {
+		c = tls.Server(c, s.cfg.TLS)
+	}
+	if err := s.ServeConn(ctx, c, peer); err != nil {
+		s.log.Warn("connection ended", "peer", peer, "err", err)
 	}
 }
 

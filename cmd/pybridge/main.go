@@ -148,10 +148,12 @@ What to serve:
 	fs.StringVar(&f.service, "service", "", "serve an rpyc.Service or pybridge.Service subclass, as `module:Attr`")
 	fs.StringVar(&f.protocolConfig, "protocol-config", "", "rpyc protocol_config keys as a JSON object")
 	fs.StringVar(&f.host, "host", "", "address to bind (default 127.0.0.1, or ::1 with --ipv6)")
-	fs.IntVar(&f.port, "port", -1, "TCP port (default 18812 classic, 18861 service; 0 picks one)")
+	fs.IntVar(&f.port, "port", -1, "TCP port (default 18812 classic, 18821 classic with TLS, 18861 service; 0 picks one)")
+	fs.IntVar(&f.port, "p", -1, "short for --port")
 	fs.BoolVar(&f.ipv6, "ipv6", false, "listen on IPv6")
 	fs.StringVar(&f.unixPath, "unix", "", "listen on a Unix socket at `path` instead of TCP")
-	fs.StringVar(&f.mode, "mode", "threaded", "threaded (many connections) or stdio (one connection over stdin/stdout)")
+	fs.StringVar(&f.mode, "mode", "threaded", "threaded (many connections), forking (a worker process per connection: --isolation connection), oneshot (serve one connection, then exit) or stdio (one connection over stdin/stdout)")
+	fs.StringVar(&f.mode, "m", "threaded", "short for --mode (as rpyc_classic)")
 	fs.StringVar(&f.sslKey, "ssl-keyfile", "", "TLS private key (PEM)")
 	fs.StringVar(&f.sslCert, "ssl-certfile", "", "TLS certificate (PEM)")
 	fs.StringVar(&f.sslCA, "ssl-cafile", "", "require client certificates signed by this CA (PEM)")
@@ -181,9 +183,11 @@ What to serve:
 		return nil, fmt.Errorf("--service %q: want module:Attr", f.service)
 	}
 	switch f.mode {
-	case "threaded", "stdio":
+	case "threaded", "stdio", "oneshot":
+	case "forking":
+		f.isolation = "connection" // rpyc's ForkingServer: each connection in a process of its own
 	default:
-		return nil, fmt.Errorf("--mode %q: want threaded or stdio", f.mode)
+		return nil, fmt.Errorf("--mode %q: want threaded, forking, oneshot or stdio", f.mode)
 	}
 	switch f.isolation {
 	case "auto", "shared", "connection", "embedded":
@@ -221,9 +225,13 @@ What to serve:
 		}
 	}
 	if f.port < 0 {
-		f.port = 18812
-		if f.service != "" {
+		switch {
+		case f.service != "":
 			f.port = 18861
+		case f.sslCert != "":
+			f.port = 18821 // rpyc_classic's TLS port
+		default:
+			f.port = 18812
 		}
 	}
 	if f.host == "" {
@@ -324,7 +332,8 @@ func run(f *serveFlags, log *slog.Logger) error {
 		PingFailures: f.pingFailures,
 		Logger:       log,
 	}
-	srvCfg := server.Config{Open: open, Dialect: dialect, Logger: log, ShutdownGrace: f.shutdownGrace}
+	srvCfg := server.Config{Open: open, Dialect: dialect, Logger: log, ShutdownGrace: f.shutdownGrace,
+		OneShot: f.mode == "oneshot"}
 	if f.sslCert != "" {
 		var err error
 		if srvCfg.TLS, err = tlsConfig(f); err != nil {
