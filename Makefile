@@ -1,7 +1,7 @@
 # pybridge: two commands do everything.
 #   make setup   venvs from PyPI (real rpyc 5.x / 6.x peers, pydantic 1 and 2, with and
 #                without the msgpack extension), Go modules, bin/pybridge
-#   make test    go vet, go test ./..., pytest under every venv
+#   make test    go vet, staticcheck, tidy check, ruff, go test ./..., pytest under every venv
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 
@@ -19,7 +19,7 @@ VENVS := rpyc5 rpyc6 pydantic1 py313
 rpyc5_PY     := $(PY311)
 rpyc5_PKGS   := rpyc==5.3.1 pytest msgpack 'pydantic>=2,<3'
 rpyc6_PY     := $(PY311)
-rpyc6_PKGS   := rpyc==6.0.2 pytest msgpack 'pydantic>=2,<3'
+rpyc6_PKGS   := rpyc==6.0.2 pytest msgpack 'pydantic>=2,<3' ruff==0.14.0
 pydantic1_PY   := $(PY39)
 pydantic1_PKGS := rpyc==5.3.1 pytest 'pydantic>=1.10,<2'
 py313_PY     := $(PY313)
@@ -62,10 +62,15 @@ build:
 	$(GO) mod download
 	$(GO) build -buildvcs=auto -o bin/pybridge ./cmd/pybridge
 
-# go vet, and go.mod/go.sum exactly as `go mod tidy` leaves them (a diff fails)
+# go vet, staticcheck (pinned), go.mod/go.sum exactly as `go mod tidy` leaves them (a
+# diff fails), and ruff (pinned, in the rpyc6 venv) on the Python
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 vet:
 	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
 	$(GO) mod tidy -diff
+	@if [ -x $(VENV)/rpyc6/bin/ruff ]; then $(VENV)/rpyc6/bin/ruff check python tests bench scripts; \
+	else $(call missing,no ruff in the rpyc6 venv: the Python lint); fi
 
 # The embedded interpreter's Go tests also run under Python 3.9, 3.13 and Debian's
 # python3 (one interpreter per test process: PYBRIDGE_TEST_PYTHON picks it).

@@ -20,7 +20,6 @@ import (
 type memStream struct {
 	in, out   chan wire.Message
 	done      chan struct{}
-	peerDone  chan struct{}
 	closeOnce *sync.Once
 	tap       func(wire.Message)
 }

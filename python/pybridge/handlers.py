@@ -7,7 +7,7 @@ import sys
 from . import consts
 from .idpack import get_id_pack
 from .inspect_methods import get_methods
-from .netref import BaseNetref, builtin_classes
+from .netref import builtin_classes
 
 # rpyc's DEFAULT_CONFIG keys that govern serving
 DEFAULT_CONFIG = dict(

@@ -212,7 +212,7 @@ def test_unread_replies_do_not_pile_up_in_the_server(classic_server):
 def test_signal_lets_requests_in_flight_finish(sig):
     import signal
     import subprocess
-    from servers import Server, free_port, pybridge_args, wait_port
+    from servers import free_port, pybridge_args, wait_port
     port = free_port()
     proc = subprocess.Popen(pybridge_args("--classic", "--port", str(port), "--log-level", "info"),
                             stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)

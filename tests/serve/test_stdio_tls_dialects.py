@@ -1,13 +1,10 @@
 """Stdio mode, TLS, and rpyc 5.x and 6.x clients on one port at the same time."""
-import os
 import subprocess
-import sys
-import textwrap
 
 import pytest
 import rpyc
 
-from servers import PYBRIDGE, REPO, pybridge_args, pybridge_server, venv_python
+from servers import pybridge_args, pybridge_server, venv_python
 
 HOSTED_NOISE = (
     "print('print from hosted code')\n"

@@ -4,13 +4,11 @@ destroyed meanwhile."""
 import os
 import socket
 import subprocess
-import sys
-import textwrap
 
 import pytest
 import rpyc
 
-from servers import PYBRIDGE, Server, free_port, pybridge_args
+from servers import PYBRIDGE, free_port, pybridge_args
 
 
 def run(*args, cwd=None, timeout=30):

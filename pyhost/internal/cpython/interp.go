@@ -63,7 +63,7 @@ func Start(info Info, setup string) (*Interpreter, error) {
 		return nil, fmt.Errorf("loading %s: %s", info.Library, C.GoString(msg))
 	}
 	if C.Py_IsInitialized() != 0 {
-		return nil, errors.New("Python is already initialised in this process by someone else")
+		return nil, errors.New("this process already holds an initialised Python interpreter that pybridge did not start")
 	}
 	exe := C.CString(info.Executable)
 	// Python keeps the program name for its whole life: it is never freed

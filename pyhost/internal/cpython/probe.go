@@ -82,9 +82,9 @@ var (
 func (info Info) Check() error {
 	switch {
 	case info.Major != 3 || info.Minor < 9:
-		return fmt.Errorf("Python %s is older than 3.9: %w", info.Version, ErrUnsupported)
+		return fmt.Errorf("the interpreter is Python %s, older than 3.9: %w", info.Version, ErrUnsupported)
 	case info.FreeThreaded:
-		return fmt.Errorf("Python %s is a free-threaded build: %w", info.Version, ErrUnsupported)
+		return fmt.Errorf("the interpreter is a free-threaded build of Python %s: %w", info.Version, ErrUnsupported)
 	case info.Library == "":
 		return fmt.Errorf("%s (Python %s): %w", info.Executable, info.Version, ErrNoSharedLibrary)
 	}
