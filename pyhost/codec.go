@@ -61,19 +61,20 @@ type Limits struct {
 	MaxItems int // container items in one frame, all levels counted
 }
 
-// DefaultLimits are used wherever a zero Limits is given.
-// (Boxing wraps a client's values: depth and items are well above brine's limits.)
-var DefaultLimits = Limits{MaxFrame: 1 << 30, MaxDepth: 1024, MaxItems: 1 << 26}
+// DefaultLimits are used wherever a zero Limits is given (a function, as
+// wire.DefaultLimits: nobody can change them for everyone). Boxing wraps a client's
+// values: depth and items are well above brine's limits.
+func DefaultLimits() Limits { return Limits{MaxFrame: 1 << 30, MaxDepth: 1024, MaxItems: 1 << 26} }
 
 func (l Limits) orDefault() Limits {
 	if l.MaxFrame <= 0 {
-		l.MaxFrame = DefaultLimits.MaxFrame
+		l.MaxFrame = DefaultLimits().MaxFrame
 	}
 	if l.MaxDepth <= 0 {
-		l.MaxDepth = DefaultLimits.MaxDepth
+		l.MaxDepth = DefaultLimits().MaxDepth
 	}
 	if l.MaxItems <= 0 {
-		l.MaxItems = DefaultLimits.MaxItems
+		l.MaxItems = DefaultLimits().MaxItems
 	}
 	return l
 }

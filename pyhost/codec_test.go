@@ -227,7 +227,7 @@ func encodeValue(t testing.TB, v any) []byte {
 }
 
 func decodeValue(b []byte) (any, error) {
-	d := getDecoder(b, DefaultLimits)
+	d := getDecoder(b, DefaultLimits())
 	defer putDecoder(d)
 	v, err := d.value(0)
 	if err == nil && d.r.Len() != 0 {

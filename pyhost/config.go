@@ -50,7 +50,7 @@ type Config struct {
 	RestartBackoff    time.Duration
 	MaxRestartBackoff time.Duration
 
-	// Limits bound frames on the worker socket (default DefaultLimits).
+	// Limits bound frames on the worker socket (default DefaultLimits()).
 	Limits Limits
 	// Logger gets the workers' stdout and stderr lines (level Info, attributes worker
 	// and stream) and supervision events (default slog.Default()).

@@ -1,7 +1,11 @@
 // Command classic-client calls an rpyc classic server (rpyc_classic, or
 // ThreadedServer(SlaveService), rpyc 5.x or 6.x) from Go.
 //
-//	go run ./examples/classic-client -addr 127.0.0.1:18812
+//	go run ./examples/classic-client -addr 127.0.0.1:18812 -rpyc 5
+//
+// Nothing in rpyc negotiates the message layout: given the server's major version
+// (-rpyc 5 or 6), Dial speaks it at once; with -rpyc auto it probes 6.x first, which a
+// 5.x server logs as an error before Dial connects again in 5.x.
 package main
 
 import (
@@ -15,15 +19,24 @@ import (
 
 	"github.com/pybridge/pybridge/bridge"
 	"github.com/pybridge/pybridge/bridge/brine"
+	"github.com/pybridge/pybridge/bridge/wire"
 )
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:18812", "rpyc classic server")
+	version := flag.String("rpyc", "auto", "the server's rpyc major version: 5, 6 or auto")
 	flag.Parse()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
-	conn, err := bridge.Dial(ctx, "tcp", *addr) // finds out 5.x or 6.x by itself
+	var opts []bridge.DialOption
+	switch *version {
+	case "5":
+		opts = append(opts, bridge.WithDialect(wire.Dialect5))
+	case "6":
+		opts = append(opts, bridge.WithDialect(wire.Dialect6))
+	}
+	conn, err := bridge.Dial(ctx, "tcp", *addr, opts...)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -33,7 +46,7 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	r, err := math.CallAttr(ctx, "sqrt", 2.0)
+	r, err := bridge.As[float64](math.CallAttr(ctx, "sqrt", 2.0))
 	if err != nil {
 		log.Fatal(err)
 	}
