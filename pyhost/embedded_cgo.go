@@ -81,7 +81,12 @@ func StartEmbedded(ctx context.Context, cfg Config) (*Embedded, error) {
 			return nil, startErr(err)
 		}
 	}
-	if _, err := cpython.Start(info, fmt.Sprintf(embeddedSetup, pkgDir)); err != nil {
+	slow := time.AfterFunc(slowStart, func() {
+		cfg.Logger.Info("pyhost: Python is slow to start (site-packages, .pth files); waiting for it", "python", info.Executable)
+	})
+	_, err = cpython.Start(info, fmt.Sprintf(embeddedSetup, pkgDir))
+	slow.Stop()
+	if err != nil {
 		return nil, startErr(err)
 	}
 	e := &Embedded{info: info, log: cfg.Logger}

@@ -96,6 +96,9 @@ func openBody(opts OpenOptions) map[string]any {
 	return body
 }
 
+// slowStart is how long a start may take before the log says it is waited for.
+const slowStart = 2 * time.Second
+
 // protocolVersion is the worker protocol (docs/worker-protocol.md) this Go side speaks.
 const protocolVersion = 2
 
@@ -196,7 +199,12 @@ func (w *Worker) start(ctx context.Context) error {
 	rd := bufio.NewReaderSize(w.sock, 64<<10)
 	var f Frame
 	var buf []byte
+	// a long wait says so, rather than StartTimeout of silence
+	slow := time.AfterFunc(slowStart, func() {
+		w.log.Info("pyhost: the worker is slow to start; waiting for it", "python", w.cfg.Python, "pid", cmd.Process.Pid, "timeout", w.cfg.StartTimeout)
+	})
 	err = w.sock.waitReadable(ctx, deadline, w.exited)
+	slow.Stop()
 	if err == nil {
 		f, buf, err = ReadFrame(rd, nil, w.cfg.Limits)
 	}
