@@ -254,3 +254,20 @@ func TestWorkerProcessGroupAndLimits(t *testing.T) {
 		return s == "" || s == "Z"
 	})
 }
+
+// A worker slow to start is logged as waited for, rather than StartTimeout of silence.
+func TestWorkerSlowStartIsLogged(t *testing.T) {
+	logs := newLogRecorder()
+	ctx, cancel := contextWithTimeout(t, 30*time.Second)
+	defer cancel()
+	cfg := fakeConfig(t, logs)
+	cfg.Env = append(os.Environ(), "FAKE_HELLO_DELAY=2.5")
+	w, err := StartWorker(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Shutdown(ctx)
+	if !strings.Contains(logs.String(), "slow to start") {
+		t.Errorf("nothing said while waiting:\n%s", logs.String())
+	}
+}

@@ -10,6 +10,7 @@ import struct
 import subprocess
 import sys
 import threading
+import time
 
 import msgpack
 
@@ -67,6 +68,7 @@ def serve(sock, conn):
 def main():
     fd = int(sys.argv[sys.argv.index("--fd") + 1])
     ctl = socket.socket(fileno=fd)
+    time.sleep(float(os.environ.get("FAKE_HELLO_DELAY", "0")))
     ctl.sendall(frame(23, 0, 0, {"protocol": 2, "pid": os.getpid(), "python": sys.version.split()[0],
                                  "codec": "msgpack", "rpyc": None}))
     fds = []
