@@ -114,7 +114,7 @@ FUZZTIME ?= 30s
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME) ./bridge/brine
 	$(GO) test -run '^$$' -fuzz '^FuzzReadFrameAndParse$$' -fuzztime $(FUZZTIME) ./bridge/wire
-	$(GO) test -run '^$$' -fuzz '^FuzzDecodeFrame$$' -fuzztime $(FUZZTIME) ./pyhost
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeFrame$$' -fuzztime $(FUZZTIME) ./pyhost/internal/workerproto
 
 clean:
 	rm -rf bin $(VENV)

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"github.com/pybridge/pybridge/pyhost/internal/workerproto"
 	"io"
 	"sync"
 	"time"
@@ -48,7 +49,7 @@ func (c *Channel) ReadMessage() (wire.Message, error) {
 		if err := c.endedErr(); err != nil {
 			return wire.Message{}, err
 		}
-		f, buf, err := ReadFrame(c.rd, c.rbuf, c.w.cfg.Limits)
+		f, buf, err := workerproto.ReadFrame(c.rd, c.rbuf, c.w.cfg.Limits)
 		if cap(buf) <= 1<<20 {
 			c.rbuf = buf[:0]
 		}
@@ -56,9 +57,9 @@ func (c *Channel) ReadMessage() (wire.Message, error) {
 			return wire.Message{}, c.end(c.readErr(err))
 		}
 		switch f.Kind {
-		case KindRequest, KindReply, KindException:
+		case workerproto.KindRequest, workerproto.KindReply, workerproto.KindException:
 			return wire.Message{Type: wire.MsgType(f.Kind), Seq: f.Seq, Body: f.Body}, nil
-		case KindClose:
+		case workerproto.KindClose:
 			reason, _ := f.Body.(string)
 			return wire.Message{}, c.end(&ClosedError{Worker: c.w.id, Conn: c.id, Reason: reason})
 		default:
@@ -80,8 +81,8 @@ func (c *Channel) readErr(err error) error {
 	if wclosed && errors.Is(err, io.EOF) {
 		return io.EOF // it answered what it got and ended, as asked
 	}
-	var ce *CodecError
-	var le *LimitError
+	var ce *workerproto.CodecError
+	var le *workerproto.LimitError
 	if errors.As(err, &ce) || errors.As(err, &le) {
 		c.w.log.Error("pyhost: worker broke the protocol; killing it", "err", err, "conn", c.id)
 		c.w.Kill(fmt.Errorf("protocol error: %w", err))
@@ -125,13 +126,12 @@ func (c *Channel) WriteMessage(m wire.Message) error {
 	if err := c.endedErr(); err != nil {
 		return err
 	}
-	e := getEncoder(c.w.cfg.Limits)
-	defer putEncoder(e)
-	b, err := e.frame(Frame{Kind: Kind(m.Type), Conn: c.id, Seq: m.Seq, Body: m.Body})
-	if err != nil {
-		return err
+	var err error
+	f := workerproto.Frame{Kind: workerproto.Kind(m.Type), Conn: c.id, Seq: m.Seq, Body: m.Body}
+	if eerr := workerproto.Write(f, c.w.cfg.Limits, func(b []byte) error { err = c.sock.write(b); return err }); err == nil {
+		return eerr
 	}
-	if err := c.sock.write(b); err != nil {
+	if err != nil {
 		if err := c.endedErr(); err != nil {
 			return err
 		}

@@ -3,7 +3,15 @@ package pyhost
 import (
 	"log/slog"
 	"time"
+
+	"github.com/pybridge/pybridge/pyhost/internal/workerproto"
 )
+
+// Limits bound the frames on a worker's sockets: frame length, nesting, items.
+type Limits = workerproto.Limits
+
+// DefaultLimits are used wherever a zero Limits is given.
+func DefaultLimits() Limits { return workerproto.DefaultLimits() }
 
 // Config configures workers, pools and hosts. The zero value of every field means its
 // default.
@@ -88,7 +96,7 @@ func (c Config) withDefaults() Config {
 	if c.MaxRestartBackoff <= 0 {
 		c.MaxRestartBackoff = 30 * time.Second
 	}
-	c.Limits = c.Limits.orDefault()
+	c.Limits = c.Limits.OrDefault()
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}

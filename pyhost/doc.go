@@ -1,62 +1,61 @@
-// Package pyhost launches and supervises Python worker processes and connects Go to
-// them: the "launch Python workers from Go" half of pybridge.
+// Package pyhost runs Python for pybridge: interpreters it embeds in this process or
+// worker processes it launches and supervises, and the Go API entry points.
 //
-// # The model
+// # Where to start
 //
-// A worker is a Python interpreter running `python -m pybridge.worker --fd 3`. The
-// pybridge package comes from the Go binary (package python, embedded) and is written
-// once to os.UserCacheDir()/pybridge/<content hash>, first on the worker's PYTHONPATH,
-// so any python3 (a venv, conda, pyenv) works as a worker with nothing installed into
-// it. Go and the worker talk over a Unix socketpair inherited as fd 3, never over
-// stdin/stdout: the worker's stdout and stderr are pipes that Go logs line by line
-// (log/slog, attributes worker and stream), so nothing hosted code prints can corrupt
-// the protocol.
+// A Go program calling Python starts a Host and connects:
 //
-// Over that one socket run any number of RPyC connections, each a Channel, named by a
-// connection id (docs/worker-protocol.md): RPyC messages cross it 1:1, encoded in
-// msgpack instead of brine. A Channel is a wire.MessageStream, so bridge.Conn (a Go
-// program calling Python) and bridge.Relay (an rpyc client served by a worker) run on
-// it unchanged. Mode "go", which Host.Connect opens, adds one documented extension to
-// RPyC: Go slices and maps cross by value (as Python lists and dicts), where RPyC
-// would pass references.
-//
-// A Pool keeps Config.Workers workers and spreads connections over them (isolation
-// "shared"), or gives each connection a pre-started worker of its own and shuts it
-// down when the connection closes (isolation "connection"). A Host is a Pool plus
-// bridge connections in mode "go": the entry point for Go programs.
-//
-//	host, err := pyhost.Start(ctx, pyhost.Config{Python: "python3"})
+//	host, err := pyhost.Start(ctx, pyhost.Config{Python: "python3", Isolation: pyhost.IsolationEmbedded})
 //	defer host.Close()
-//	conn, err := host.Connect(ctx)
+//	conn, err := host.Connect(ctx)                       // a *bridge.Conn
 //	math, err := conn.Import(ctx, "math")
-//	r, err := math.CallAttr(ctx, "sqrt", 2.0)
+//	r, err := bridge.As[float64](math.CallAttr(ctx, "sqrt", 2.0))
 //
-// # Guarantees
+// The Python side is the pybridge package, carried by this binary (package python) and
+// put first on the interpreter's path: any python3 (a venv, conda, pyenv) works with
+// nothing installed into it.
 //
-//   - Workers die with the Go process: Pdeathsig SIGKILL, set from one OS thread that
-//     lives as long as the process (Pdeathsig follows the forking thread, and Go may
-//     retire threads).
-//   - Each worker is its own process group; killing a worker kills what its hosted code
-//     started, and a terminal's Ctrl-C reaches only the Go program.
-//   - Every worker is waited for: no zombies. Worker.Shutdown and Pool.Shutdown return
-//     only once every process is reaped.
-//   - A worker that exits, is killed by a signal or segfaults fails exactly its own
-//     channels with a *WorkerExitError (exit status or signal); a Pool logs it and
-//     replaces it after a backoff that doubles per consecutive crash. Health pings
-//     (PING/PONG) find a worker that is alive but stuck, and the pool kills it.
-//   - A connection the worker closes (hosted code closed it, or OPEN failed) reads as a
+// # Isolations
+//
+// "embedded" (StartEmbedded): the interpreter's shared library is loaded into this
+// process (found with that interpreter's own sysconfig; stable ABI, 3.9+). Requests run
+// on the calling goroutine through the C API; a bridge.Ref holds the Python object
+// itself. One interpreter per process; a crash in Python ends the process; Python runs
+// on one core at a time (the GIL). Cancelling a call's context interrupts its Python
+// code at the next bytecode boundary (C code that does not return is not interrupted).
+//
+// "shared" and "connection" (NewPool): worker processes, `python -m pybridge.worker --fd
+// 3`. Go talks to a worker over a control socketpair (fd 3) and gives each connection a
+// socketpair of its own, passed with the OPEN frame (docs/worker-protocol.md): RPyC
+// messages cross it 1:1, in msgpack instead of brine, and the worker's thread for the
+// connection reads its own socket and serves inline. A Channel is that connection, a
+// wire.MessageStream, so bridge.Conn and bridge.Relay run on it unchanged. "shared"
+// spreads connections over Config.Workers workers (least loaded first, counting the
+// ones being opened); "connection" gives each connection a pre-started worker of its
+// own and shuts it down when the connection closes. The workers' stdout and stderr are
+// logged line by line (log/slog, attributes worker and stream).
+//
+// Mode "go", which Host.Connect opens, adds one documented extension to RPyC: Go slices
+// and maps cross by value (as Python lists and dicts), where RPyC would pass references.
+//
+// # Guarantees of spawned workers
+//
+//   - Workers die with the Go process (Pdeathsig SIGKILL), each in its own process
+//     group (killing it kills what hosted code started; a terminal's Ctrl-C reaches only
+//     the Go program), and are always waited for: no zombies.
+//   - A worker that exits, is killed or segfaults fails exactly its own channels with a
+//     *WorkerExitError; a Pool logs it and replaces it after a backoff that doubles per
+//     consecutive crash. Health pings find a worker that is hung (no answer, and no CPU
+//     used meanwhile) and the pool kills it; one busy in a long C call is left alone.
+//   - A connection the worker closes (hosted code closed it, OPEN failed) reads as a
 //     *ClosedError with the reason, after the messages sent before it.
 //   - Config.MemoryLimit sets RLIMIT_AS on each worker (prlimit, right after start).
 //
-// # Canceling a call
+// # Cancelling a call to a spawned worker
 //
-// The context of a bridge call bounds the Go side's wait only. When it ends, the call
-// returns ctx.Err() at once, but the request has already reached the worker: the
-// Python code keeps running in its connection's thread until it returns by itself
-// (CPython cannot interrupt a thread safely). Its result is then discarded, and any
-// object it returned is released in the worker; the connection stays usable, though
-// its next requests wait behind the running one on that connection. To stop the code
-// itself, end its process: with Isolation "connection", closing the connection shuts
-// its worker down (SHUTDOWN, then SIGKILL after Config.ShutdownTimeout); with shared
-// workers, Channel.Worker().Kill does so for every connection of that worker.
+// The context bounds the Go side's wait only: the call returns ctx.Err() at once, the
+// Python code runs on to its end in its connection's thread, and its result is
+// released. To stop the code itself, end its process: with Isolation "connection",
+// closing the connection shuts its worker down; with shared workers,
+// Channel.Worker().Kill does so for every connection of that worker.
 package pyhost

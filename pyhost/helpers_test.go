@@ -111,3 +111,19 @@ func eventually(t testing.TB, bound time.Duration, what string, cond func() bool
 
 // stopProcess freezes pid (SIGSTOP): it stays alive but answers nothing.
 func stopProcess(pid int) error { return syscall.Kill(pid, syscall.SIGSTOP) }
+
+// testPython is the interpreter the worker tests run (make setup builds it):
+// PYBRIDGE_TEST_PYTHON, else the rpyc6 venv.
+func testPython(t testing.TB) string {
+	if p := os.Getenv("PYBRIDGE_TEST_PYTHON"); p != "" {
+		return p
+	}
+	p, err := filepath.Abs("../.venv/rpyc6/bin/python")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(p); err != nil {
+		t.Skipf("no test interpreter (run make setup): %v", err)
+	}
+	return p
+}

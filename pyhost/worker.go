@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/pybridge/pybridge/pyhost/internal/workerproto"
 	"io"
 	"log/slog"
 	"os"
@@ -197,7 +198,7 @@ func (w *Worker) start(ctx context.Context) error {
 		deadline, ctxDeadline = d, true
 	}
 	rd := bufio.NewReaderSize(w.sock, 64<<10)
-	var f Frame
+	var f workerproto.Frame
 	var buf []byte
 	// a long wait says so, rather than StartTimeout of silence
 	slow := time.AfterFunc(slowStart, func() {
@@ -206,9 +207,9 @@ func (w *Worker) start(ctx context.Context) error {
 	err = w.sock.waitReadable(ctx, deadline, w.exited)
 	slow.Stop()
 	if err == nil {
-		f, buf, err = ReadFrame(rd, nil, w.cfg.Limits)
+		f, buf, err = workerproto.ReadFrame(rd, nil, w.cfg.Limits)
 	}
-	if err == nil && f.Kind != KindHello {
+	if err == nil && f.Kind != workerproto.KindHello {
 		err = fmt.Errorf("first frame is %v, not HELLO", f.Kind)
 	}
 	if err == nil {
@@ -333,15 +334,15 @@ func (w *Worker) Kill(cause error) {
 func (w *Worker) read(rd *bufio.Reader, buf []byte) {
 	var err error
 	for {
-		var f Frame
-		f, buf, err = ReadFrame(rd, buf, w.cfg.Limits)
+		var f workerproto.Frame
+		f, buf, err = workerproto.ReadFrame(rd, buf, w.cfg.Limits)
 		if err != nil {
 			break
 		}
 		w.dispatch(f)
 	}
-	var ce *CodecError
-	var le *LimitError
+	var ce *workerproto.CodecError
+	var le *workerproto.LimitError
 	if errors.As(err, &ce) || errors.As(err, &le) {
 		w.log.Error("pyhost: worker broke the protocol; killing it", "err", err)
 		w.Kill(fmt.Errorf("protocol error: %w", err))
@@ -357,9 +358,9 @@ func (w *Worker) read(rd *bufio.Reader, buf []byte) {
 	w.finish()
 }
 
-func (w *Worker) dispatch(f Frame) {
+func (w *Worker) dispatch(f workerproto.Frame) {
 	switch f.Kind {
-	case KindPong:
+	case workerproto.KindPong:
 		w.mu.Lock()
 		c := w.pings[f.Seq]
 		delete(w.pings, f.Seq)
@@ -439,15 +440,11 @@ func (w *Worker) logLines(r io.Reader, stream string) {
 
 // send writes one frame. A failed write means the worker is going away; the caller
 // gets the worker's exit error when it arrives in time.
-func (w *Worker) send(f Frame) error {
-	e := getEncoder(w.cfg.Limits)
-	b, err := e.frame(f)
-	if err != nil {
-		putEncoder(e)
-		return err
+func (w *Worker) send(f workerproto.Frame) error {
+	var err error
+	if eerr := workerproto.Write(f, w.cfg.Limits, func(b []byte) error { err = w.sock.write(b); return err }); err == nil {
+		return eerr // nil, or the frame could not be encoded
 	}
-	err = w.sock.write(b)
-	putEncoder(e)
 	if err != nil {
 		select {
 		case <-w.done:
@@ -460,14 +457,12 @@ func (w *Worker) send(f Frame) error {
 }
 
 // sendFD writes one frame with fd attached (SCM_RIGHTS).
-func (w *Worker) sendFD(f Frame, fd int) error {
-	e := getEncoder(w.cfg.Limits)
-	defer putEncoder(e)
-	b, err := e.frame(f)
-	if err != nil {
-		return err
+func (w *Worker) sendFD(f workerproto.Frame, fd int) error {
+	var err error
+	if eerr := workerproto.Write(f, w.cfg.Limits, func(b []byte) error { err = w.sock.writeWithFD(b, fd); return err }); err == nil {
+		return eerr
 	}
-	if err := w.sock.writeWithFD(b, fd); err != nil {
+	if err != nil {
 		select {
 		case <-w.done:
 			return w.exitErr
@@ -507,7 +502,7 @@ func (w *Worker) Open(ctx context.Context, opts OpenOptions) (*Channel, error) {
 	ch := newChannel(w, w.nextConn, &socket{fd: fds[0]})
 	w.chans[ch.id] = ch
 	w.mu.Unlock()
-	err = w.sendFD(Frame{Kind: KindOpen, Conn: ch.id, Body: body}, fds[1])
+	err = w.sendFD(workerproto.Frame{Kind: workerproto.KindOpen, Conn: ch.id, Body: body}, fds[1])
 	unix.Close(fds[1]) // the worker has its own copy now
 	if err != nil {
 		w.forget(ch.id)
@@ -538,7 +533,7 @@ func (w *Worker) Ping(ctx context.Context) error {
 	// a stuck worker may not even read: the write itself must not outlast ctx (it
 	// returns once the worker is killed and the socket shut down)
 	sent := make(chan error, 1)
-	go func() { sent <- w.send(Frame{Kind: KindPing, Seq: seq, Body: seq}) }()
+	go func() { sent <- w.send(workerproto.Frame{Kind: workerproto.KindPing, Seq: seq, Body: seq}) }()
 	for {
 		select {
 		case err := <-sent:
@@ -569,7 +564,7 @@ func (w *Worker) Shutdown(ctx context.Context) error {
 	w.shutdown = true
 	w.mu.Unlock()
 	if !already {
-		go w.send(Frame{Kind: KindShutdown}) // may block on a stuck worker until it is killed
+		go w.send(workerproto.Frame{Kind: workerproto.KindShutdown}) // may block on a stuck worker until it is killed
 	}
 	select {
 	case <-w.exited:

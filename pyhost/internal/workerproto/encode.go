@@ -1,4 +1,4 @@
-package pyhost
+package workerproto
 
 import (
 	"bytes"
@@ -32,7 +32,7 @@ var encoderPool = sync.Pool{New: func() any {
 
 func getEncoder(lim Limits) *encoder {
 	e := encoderPool.Get().(*encoder)
-	e.lim = lim.orDefault()
+	e.lim = lim.OrDefault()
 	return e
 }
 

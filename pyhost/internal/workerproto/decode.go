@@ -1,4 +1,4 @@
-package pyhost
+package workerproto
 
 import (
 	"bytes"

@@ -1,7 +1,8 @@
-package pyhost
+package workerproto
 
 import (
 	"bytes"
+	"context"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -277,7 +278,7 @@ func testPython(t testing.TB) string {
 	if p := os.Getenv("PYBRIDGE_TEST_PYTHON"); p != "" {
 		return p
 	}
-	p, err := filepath.Abs("../.venv/rpyc6/bin/python")
+	p, err := filepath.Abs("../../../.venv/rpyc6/bin/python")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -307,7 +308,7 @@ func TestCodecMatchesMsgpackPython(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := contextWithTimeout(t, 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, py, "testdata/vectors.py")
 	cmd.Stdin = bytes.NewReader(stdin)
@@ -416,7 +417,7 @@ const goldenMax = 4096
 var updateGolden = flag.Bool("update-golden", false, "rewrite testdata/golden.json from msgpack-python's encodings")
 
 // golden is testdata/golden.json: msgpack-python's bytes for each vector, written by
-// `go test -run TestCodecMatchesMsgpackPython -update-golden ./pyhost` and read by the
+// `go test -run TestCodecMatchesMsgpackPython -update-golden ./pyhost/internal/workerproto` and read by the
 // Python peer's codec tests too (its built-in codec must produce the same bytes).
 type golden struct {
 	Name    string `json:"name"`

@@ -1,4 +1,7 @@
-package pyhost
+// Package workerproto is the codec of the worker protocol (docs/worker-protocol.md):
+// frames of a 4-byte big-endian length and a msgpack payload [kind, conn, seq, body]
+// between pybridge's Go side and a spawned Python worker. Only package pyhost uses it.
+package workerproto
 
 import (
 	"encoding/binary"
@@ -7,7 +10,7 @@ import (
 	"strconv"
 )
 
-// The worker codec: how RPyC messages and the worker's control messages cross the
+// How RPyC messages and the worker's control messages cross the
 // socketpair (docs/worker-protocol.md). A frame is a 4-byte big-endian payload length
 // and a msgpack payload [kind, conn, seq, body]. Bodies are values of the brine value
 // model (bridge/brine/value.go) plus, for mode "go", lists ([]any, ext 7) and dicts
@@ -66,7 +69,8 @@ type Limits struct {
 // values: depth and items are well above brine's limits.
 func DefaultLimits() Limits { return Limits{MaxFrame: 1 << 30, MaxDepth: 1024, MaxItems: 1 << 26} }
 
-func (l Limits) orDefault() Limits {
+// OrDefault fills the zero fields of l with DefaultLimits.
+func (l Limits) OrDefault() Limits {
 	if l.MaxFrame <= 0 {
 		l.MaxFrame = DefaultLimits().MaxFrame
 	}
@@ -138,7 +142,7 @@ func EncodeFrame(f Frame, lim Limits) ([]byte, error) {
 
 // DecodeFrame decodes one frame's payload (without its length prefix).
 func DecodeFrame(payload []byte, lim Limits) (Frame, error) {
-	lim = lim.orDefault()
+	lim = lim.OrDefault()
 	if len(payload) > lim.MaxFrame {
 		return Frame{}, &LimitError{Limit: "MaxFrame", Max: lim.MaxFrame, Got: len(payload)}
 	}
@@ -150,7 +154,7 @@ func DecodeFrame(payload []byte, lim Limits) (Frame, error) {
 // ReadFrame reads one frame from r into buf (grown as needed) and decodes it. It
 // returns the buffer for reuse; decoded values never alias it.
 func ReadFrame(r io.Reader, buf []byte, lim Limits) (Frame, []byte, error) {
-	lim = lim.orDefault()
+	lim = lim.OrDefault()
 	var hdr [4]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
 		return Frame{}, buf, err
@@ -171,4 +175,16 @@ func ReadFrame(r io.Reader, buf []byte, lim Limits) (Frame, []byte, error) {
 	}
 	f, err := DecodeFrame(buf, lim)
 	return f, buf, err
+}
+
+// Write encodes f into a pooled buffer and hands the whole frame (length prefix
+// included) to write; the bytes are valid only during the call.
+func Write(f Frame, lim Limits, write func([]byte) error) error {
+	e := getEncoder(lim)
+	defer putEncoder(e)
+	b, err := e.frame(f)
+	if err != nil {
+		return err
+	}
+	return write(b)
 }
