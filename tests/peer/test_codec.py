@@ -1,4 +1,4 @@
-"""The worker codec agrees with Go's (pyhost/testdata/golden.json, made with msgpack-python),
+"""The worker codec agrees with Go's (pyhost/internal/workerproto/testdata/golden.json, made with msgpack-python),
 and the built-in codec writes the same bytes as the msgpack extension."""
 import json
 import math
@@ -9,7 +9,7 @@ import pytest
 from peerkit import REPO
 from pybridge import codec, msgpack_builtin
 
-GOLDEN = json.loads((REPO / "pyhost" / "testdata" / "golden.json").read_text())
+GOLDEN = json.loads((REPO / "pyhost" / "internal" / "workerproto" / "testdata" / "golden.json").read_text())
 
 
 def builtin_decode(data):
