@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 
 	"sync"
 	"sync/atomic"
@@ -183,7 +184,11 @@ func (c *Conn) Request(ctx context.Context, h wire.Handler, args ...any) (any, e
 			return nil, c.err
 		default:
 		}
-		return c.local.Request(ctx, c, h, args)
+		v, err := c.local.Request(ctx, c, h, args)
+		// a Ref among args holds the Python object the call is using: it must not be
+		// released (its cleanup) while the call runs
+		runtime.KeepAlive(args)
+		return v, err
 	}
 	return c.Async(h, args...).Wait(ctx)
 }
@@ -225,7 +230,12 @@ func (c *Conn) Async(h wire.Handler, args ...any) *AsyncResult {
 	c.mu.Lock()
 	c.pending[a.seq] = a.ch
 	c.mu.Unlock()
-	if err := c.send(wire.MsgRequest, a.seq, brine.Tuple{int64(h), boxed}); err != nil {
+	err = c.send(wire.MsgRequest, a.seq, brine.Tuple{int64(h), boxed})
+	// The Refs among args were only read for their id_packs: without this, the
+	// collector could release one (its cleanup sends DEL) before the request naming it
+	// is sent, and the peer would drop the object the request is about.
+	runtime.KeepAlive(args)
+	if err != nil {
 		c.abandon(a.seq)
 		select {
 		case <-c.done: // the connection had ended: say why
@@ -297,7 +307,9 @@ func (c *Conn) AsyncRequest(h wire.Handler, args ...any) error {
 	c.mu.Lock()
 	c.ignored[seq] = true
 	c.mu.Unlock()
-	return c.send(wire.MsgRequest, seq, brine.Tuple{int64(h), boxed})
+	err = c.send(wire.MsgRequest, seq, brine.Tuple{int64(h), boxed})
+	runtime.KeepAlive(args) // as in Async
+	return err
 }
 
 func (c *Conn) sendDel(idPack brine.Tuple, count int64) {

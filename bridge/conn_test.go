@@ -304,3 +304,37 @@ func deepEqual(a, b any) bool {
 	}
 	return true
 }
+
+type fieldHolder struct{ Field int }
+
+// A Ref used in a request stays alive until the request is on its way: the collector
+// cannot release it (send DEL) between boxing it and sending the request that names it,
+// which would make the peer drop the object the request is about.
+func TestRefInUseIsNotReleasedBeforeItsRequestIsSent(t *testing.T) {
+	ctx := testCtx(t)
+	a, b, _, sb := connPair(t, func() *fieldHolder { return &fieldHolder{Field: 7} })
+	_ = a
+	root, err := b.Root(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// every request but a DEL is held while the collector runs and cleanups happen
+	sb.tap = func(m wire.Message) {
+		if body, ok := m.Body.(brine.Tuple); ok && m.Type == wire.MsgRequest && len(body) == 2 && body[0] != int64(wire.HandleDel) {
+			for range 3 {
+				runtime.GC()
+				time.Sleep(5 * time.Millisecond)
+			}
+		}
+	}
+	for i := range 20 {
+		v, err := root.Call(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// v is not used after this call: only the request in flight keeps it alive
+		if f, err := v.(*Ref).Attr(ctx, "Field"); err != nil || f != 7 { // in memory: the Go int itself
+			t.Fatalf("round %d: %v, %v", i, f, err)
+		}
+	}
+}

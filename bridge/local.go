@@ -112,6 +112,7 @@ func (c *Conn) localAsync(h wire.Handler, args []any) *AsyncResult {
 	a := &AsyncResult{conn: c, h: h, localDone: make(chan struct{})}
 	go func() {
 		a.localVal, a.localErr = c.local.Request(context.Background(), c, h, args)
+		runtime.KeepAlive(args) // see Request
 		close(a.localDone)
 	}()
 	return a
