@@ -8,12 +8,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"runtime"
 	"sync"
 	"time"
 
 	"github.com/pybridge/pybridge/bridge/brine"
 	"github.com/pybridge/pybridge/bridge/wire"
+	"github.com/pybridge/pybridge/internal/sched"
 	"github.com/pybridge/pybridge/pyhost/internal/cpython"
 )
 
@@ -177,21 +177,8 @@ type embeddedConn struct {
 	mu  sync.Mutex
 	err error // why the connection ended, first reason wins
 
-	yielded time.Time // when the connection's goroutine last passed through the scheduler
-}
-
-// yieldSometimes passes the connection's goroutine through Go's scheduler every few
-// milliseconds. Pinned inside one long call into Python, it would otherwise never be
-// rescheduled, and after 10 ms the runtime's monitor thread (sysmon) takes the
-// goroutine's P away at each of its ticks whenever the thread is in C or a system call:
-// sysmon then wakes every 20 µs for as long as the connection is busy, and every
-// request pays for getting a P back. A yield costs two thread hand-offs; once per 5 ms
-// that is nothing, and it lets sysmon sleep.
-func (c *embeddedConn) yieldSometimes() {
-	if now := time.Now(); now.Sub(c.yielded) > 5*time.Millisecond {
-		runtime.Gosched()
-		c.yielded = now
-	}
+	// the connection's goroutine lives in one long call into Python (see sched)
+	yield sched.Yielder
 }
 
 func (c *embeddedConn) fail(err error) {
@@ -229,7 +216,7 @@ func (c *embeddedConn) recv(args cpython.Object) (cpython.Object, error) {
 		}
 	}
 	ts := cpython.Release()
-	c.yieldSometimes()
+	c.yield.Tick()
 	ready := true
 	var m wire.Message
 	for {
