@@ -133,6 +133,7 @@ func pollRelay(client pollable, cfd int, worker pollable, wfd int) error {
 	// threads would cost a wake-up of another one.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
+	defer sched.Outside()()
 	var yield sched.Yielder
 	for {
 		yield.Tick()

@@ -128,6 +128,7 @@ func (e *Embedded) Serve(ctx context.Context, t Transport, opts OpenOptions) err
 	})
 	defer stop()
 
+	defer sched.Outside()()
 	cpython.Enter()
 	defer cpython.Leave()
 	var objs []cpython.Object
