@@ -12,6 +12,7 @@ import (
 
 	"github.com/pybridge/pybridge/bridge/brine"
 	"github.com/pybridge/pybridge/bridge/wire"
+	"github.com/pybridge/pybridge/internal/sched"
 )
 
 // Config configures a Conn.
@@ -75,7 +76,9 @@ func (c *Conn) Err() error {
 }
 
 func (c *Conn) readLoop() {
+	var yield sched.Yielder // it reads in blocking system calls and never parks
 	for {
+		yield.Tick()
 		m, err := c.stream.ReadMessage()
 		var ol *wire.OverLimitError
 		switch {
