@@ -142,13 +142,15 @@ func (c *Conn) shutdown(err error) {
 	c.closeOnce.Do(func() {
 		c.log.Debug("bridge: connection ends", "err", err)
 		c.err = err
+		// done first: a request whose send fails on the stream closed below then says
+		// why the connection ended, not that the stream was closed
+		close(c.done)
 		if c.local != nil {
 			c.local.Close()
 		} else {
 			c.stream.Close()
 		}
 		c.objects.clear()
-		close(c.done)
 	})
 }
 
