@@ -156,7 +156,13 @@ func (c *Client) List(ctx context.Context, host string) ([]string, error) {
 
 func isOK(v any) bool { return v == "OK" }
 
-// request sends ("RPYC", cmd, args) and returns the first reply accept takes.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// request sends ("RPYC", cmd, args) and returns the first reply accept takes; with a nil
+// accept it returns once the request is sent.
 func (c *Client) request(ctx context.Context, cmd string, args brine.Tuple, accept func(any) bool) (any, error) {
 	req, err := brine.Dump(brine.Tuple{"RPYC", cmd, args})
 	if err != nil {
@@ -254,14 +260,14 @@ func (c *Client) requestUDP(ctx context.Context, remote, local netip.Addr, req [
 	dl, _ := ctx.Deadline()
 	_ = pc.SetDeadline(dl)
 	to := net.UDPAddrFromAddrPort(netip.AddrPortFrom(remote, uint16(c.port())))
-	if _, err := pc.WriteTo(req, to); err != nil {
+	if _, err := pc.WriteTo(req, to); err != nil || accept == nil {
 		return nil, err
 	}
 	buf := make([]byte, maxMessage+1)
 	for {
 		n, from, err := pc.ReadFrom(buf)
 		if err != nil {
-			if ctx.Err() != nil {
+			if ctx.Err() != nil || isTimeout(err) {
 				return nil, errors.New("no registry replied")
 			}
 			return nil, err
@@ -290,12 +296,12 @@ func (c *Client) requestTCP(ctx context.Context, remote, local netip.Addr, req [
 	defer stop()
 	dl, _ := ctx.Deadline()
 	_ = conn.SetDeadline(dl)
-	if _, err := conn.Write(req); err != nil {
+	if _, err := conn.Write(req); err != nil || accept == nil {
 		return nil, err
 	}
 	data, err := readMessage(conn)
 	if err != nil {
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || isTimeout(err) {
 			return nil, errors.New("the registry did not reply")
 		}
 		return nil, err
@@ -330,10 +336,11 @@ type Announcer struct {
 	opts  AnnounceOptions
 	log   *slog.Logger
 
-	stop     chan struct{}
-	done     chan struct{}
-	once     sync.Once
-	closeErr error
+	stop       chan struct{}
+	done       chan struct{}
+	once       sync.Once
+	closeErr   error
+	registered bool // some registration was acknowledged (written by run before done)
 }
 
 // Announce registers names for the server listening on port now, renews the
@@ -369,6 +376,7 @@ func (a *Announcer) run() {
 		case err == nil && !registered:
 			a.log.Info("registered with the registry", "registry", a.c.Addr(), "names", a.names, "port", a.port)
 			registered, failing = true, false
+			a.registered = true
 		case err == nil:
 			a.log.Debug("registration renewed", "registry", a.c.Addr())
 		case !failing:
@@ -389,13 +397,21 @@ func (a *Announcer) run() {
 	}
 }
 
-// Close stops renewing the registration and unregisters the server, waiting for the
-// registry's reply (at most the Client's Timeout, after an attempt in progress ends).
-// It returns the unregistration's error, also logged; later calls return the same.
+// Close stops renewing the registration and unregisters the server. Once a registry has
+// acknowledged a registration, Close waits for its reply to the UNREGISTER (at most the
+// Client's Timeout, after an attempt in progress ends); if none ever did, the UNREGISTER
+// is sent anyway (a reply may have been lost) but not waited for, as rpyc's registrars
+// do, so a server without a registry stops at once. It returns the unregistration's
+// error, also logged; later calls return the same.
 func (a *Announcer) Close() error {
 	a.once.Do(func() {
 		close(a.stop)
 		<-a.done
+		if !a.registered {
+			_, _ = a.c.request(context.Background(), "UNREGISTER", brine.Tuple{a.port}, nil)
+			a.log.Debug("never registered: unregistering without waiting", "registry", a.c.Addr())
+			return
+		}
 		a.closeErr = a.c.Unregister(context.Background(), a.port)
 		if a.closeErr != nil {
 			a.log.Warn("unregistering failed", "err", a.closeErr)

@@ -479,16 +479,27 @@ func TestAnnounceRegistersRenewsAndUnregisters(t *testing.T) {
 	}
 }
 
-func TestAnnounceCloseWithoutRegistryReturns(t *testing.T) {
-	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+func TestAnnounceNeverAcknowledgedStillSendsUnregister(t *testing.T) {
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0") // receives, never replies
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer pc.Close()
 	c := &Client{Host: "127.0.0.1", Port: pc.LocalAddr().(*net.UDPAddr).Port, Timeout: 20 * time.Millisecond}
-	a := c.Announce([]string{"x"}, 1, AnnounceOptions{Logger: quiet()})
-	if err := a.Close(); err == nil {
-		t.Fatal("Close: unregistering without a registry succeeded")
+	a := c.Announce([]string{"x"}, 77, AnnounceOptions{Logger: quiet()})
+	if err := a.Close(); err != nil {
+		t.Fatalf("Close: %v (a registrar that was never acknowledged does not wait)", err)
+	}
+	_ = pc.SetReadDeadline(time.Now().Add(30 * time.Second))
+	buf := make([]byte, 1500)
+	for {
+		n, _, err := pc.ReadFrom(buf)
+		if err != nil {
+			t.Fatalf("no UNREGISTER arrived: %v", err)
+		}
+		if equal(load(t, buf[:n]), brine.Tuple{"RPYC", "UNREGISTER", brine.Tuple{int64(77)}}) {
+			return
+		}
 	}
 }
 

@@ -51,10 +51,11 @@ def wait_until(what, cond, timeout=DEADLINE):
 
 
 def registrar(mode, port):
-    """rpyc's own registry client for the registry at 127.0.0.1:port."""
+    """rpyc's own registry client for the registry at 127.0.0.1:port (a generous timeout:
+    it is waited only when a reply is late)."""
     if mode == "UDP":
-        return UDPRegistryClient(ip="127.0.0.1", port=port, timeout=2)
-    return TCPRegistryClient("127.0.0.1", port=port, timeout=2)
+        return UDPRegistryClient(ip="127.0.0.1", port=port, timeout=10)
+    return TCPRegistryClient("127.0.0.1", port=port, timeout=10)
 
 
 def registry_answers(mode, port):
