@@ -96,7 +96,7 @@ rpyc.discover() and rpyc.connect_by_service(). rpyc 5.x and 6.x speak the same p
 	}
 	fs.StringVar(&f.mode, "mode", "UDP", "UDP or TCP")
 	fs.StringVar(&f.mode, "m", "UDP", "short for --mode")
-	fs.StringVar(&f.host, "host", "", "address to bind (default 0.0.0.0, every IPv4 address, as rpyc_registry; :: with --ipv6)")
+	fs.StringVar(&f.host, "host", "", "address to bind (default every address, as rpyc_registry: 0.0.0.0, or :: with --ipv6)")
 	fs.IntVar(&f.port, "port", registry.DefaultPort, "UDP or TCP port (0 picks a free one and logs it)")
 	fs.IntVar(&f.port, "p", registry.DefaultPort, "short for --port")
 	fs.BoolVar(&f.ipv6, "ipv6", false, "listen on IPv6 (:: takes IPv4 senders too)")
@@ -166,10 +166,9 @@ func registryCmd(args []string) int {
 func runRegistry(f *registryFlags, log *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// "udp"/"tcp", not "udp6": a wildcard address then takes IPv4 senders too, as
+	// rpyc_registry -6 on "::" does
 	network := strings.ToLower(f.mode)
-	if f.ipv6 {
-		network += "6"
-	}
 	addr := net.JoinHostPort(f.host, strconv.Itoa(f.port))
 	reg := registry.New(registry.Config{PruningTimeout: f.pruning.d, AllowListing: f.listing, Logger: log})
 	var serve func() error
