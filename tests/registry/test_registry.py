@@ -24,6 +24,7 @@ from servers import PYBRIDGE, free_port, pybridge_args, wait_port
 
 MODES = ["UDP", "TCP"]
 VENV_BIN = Path(sys.executable).parent
+SERVE_DIR = Path(__file__).resolve().parent.parent / "serve"  # echo_service.py
 # how long a condition may take to come true before a test fails: generous, since the
 # machine is shared (nothing here waits this long when things work)
 DEADLINE = 60.0
@@ -399,7 +400,7 @@ def test_pybridge_registry_serves_rpyc_and_pybridge_servers_together():
         rport = free_port()
         with running(rpyc_classic_args(rport, "UDP", reg_port)) as rpyc_proc, \
              pybridge_serve("--service", "echo_service:EchoService", *register_args("UDP", reg_port),
-                            cwd=Path(__file__).parent) as (_, pport):
+                            cwd=SERVE_DIR) as (_, pport):
             wait_port(rport, rpyc_proc)
             wait_until("both registered", lambda: discovered("UDP", reg_port, "SLAVE", rport)
                        and discovered("UDP", reg_port, "ECHO", pport))
