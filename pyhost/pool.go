@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -41,6 +42,33 @@ type Pool struct {
 	closed  bool
 
 	spares chan *Worker // connection: slots hand started workers to Open here
+
+	alive    atomic.Int64  // worker processes started and not gone yet
+	restarts atomic.Uint64 // workers replaced after dying unasked
+}
+
+// PoolStats says how a pool's workers fare.
+type PoolStats struct {
+	Alive    int    // worker processes running (spares and retiring ones included)
+	Restarts uint64 // workers that died unasked (exit, signal, failed health pings) and were replaced
+}
+
+// Stats is the pool's PoolStats now.
+func (p *Pool) Stats() PoolStats {
+	return PoolStats{Alive: int(p.alive.Load()), Restarts: p.restarts.Load()}
+}
+
+// startWorker starts a worker, counted alive until it is gone.
+func (p *Pool) startWorker(ctx context.Context) (*Worker, error) {
+	w, err := StartWorker(ctx, p.cfg)
+	if err == nil {
+		p.alive.Add(1)
+		go func() {
+			<-w.Done()
+			p.alive.Add(-1)
+		}()
+	}
+	return w, err
 }
 
 // NewPool starts the pool's workers and returns once all of them sent HELLO. If one
@@ -67,7 +95,7 @@ func NewPool(ctx context.Context, cfg Config) (*Pool, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			workers[i], errs[i] = StartWorker(ctx, cfg)
+			workers[i], errs[i] = p.startWorker(ctx)
 		}()
 	}
 	wg.Wait()
@@ -126,7 +154,7 @@ func (p *Pool) restart(backoff *time.Duration) *Worker {
 			return nil
 		}
 		*backoff = min(2**backoff, p.cfg.MaxRestartBackoff)
-		w, err := StartWorker(p.ctx, p.cfg)
+		w, err := p.startWorker(p.ctx)
 		if err == nil {
 			return w
 		}
@@ -142,6 +170,7 @@ func (p *Pool) crashed(w *Worker, started time.Time, backoff *time.Duration) {
 	if time.Since(started) > time.Minute {
 		*backoff = p.cfg.RestartBackoff
 	}
+	p.restarts.Add(1)
 	p.log.Warn("pyhost: replacing worker", "worker", w.ID(), "err", w.Err(), "in", *backoff)
 }
 
@@ -194,7 +223,7 @@ func (p *Pool) superviseSpare(w *Worker) {
 
 // start starts a fresh spare at once, falling back to restart's backoff on failure.
 func (p *Pool) start(backoff *time.Duration) *Worker {
-	w, err := StartWorker(p.ctx, p.cfg)
+	w, err := p.startWorker(p.ctx)
 	if err == nil {
 		return w
 	}

@@ -13,6 +13,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"runtime"
@@ -28,6 +29,7 @@ import (
 	"github.com/pybridge/pybridge/bridge/wire"
 	"github.com/pybridge/pybridge/pyhost"
 	"github.com/pybridge/pybridge/server"
+	"github.com/pybridge/pybridge/server/metrics"
 )
 
 // Version is the pybridge version (set with -ldflags "-X main.Version=…"); without it,
@@ -126,6 +128,8 @@ type serveFlags struct {
 	shutdownGrace  time.Duration
 	logFormat      string
 	logFile        string
+	metricsAddr    string
+	pprof          bool
 
 	config map[string]any // --protocol-config, decoded
 	level  slog.Level
@@ -170,6 +174,8 @@ What to serve:
 	fs.BoolVar(&f.quiet, "q", false, "short for --quiet (as rpyc_classic)")
 	fs.StringVar(&f.logFormat, "log-format", "text", "text or json")
 	fs.StringVar(&f.logFile, "logfile", "", "append the log to `path` instead of standard error")
+	fs.StringVar(&f.metricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://`host:port`/metrics")
+	fs.BoolVar(&f.pprof, "pprof", false, "also serve Go's profiles under /debug/pprof/ on the --metrics-addr listener")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -208,6 +214,13 @@ What to serve:
 	}
 	if (f.sslKey == "") != (f.sslCert == "") || (f.sslCA != "" && f.sslCert == "") {
 		return nil, errors.New("TLS needs both --ssl-keyfile and --ssl-certfile (--ssl-cafile adds client certificates to them)")
+	}
+	if f.metricsAddr != "" {
+		if _, _, err := net.SplitHostPort(f.metricsAddr); err != nil {
+			return nil, fmt.Errorf("--metrics-addr %q: want host:port", f.metricsAddr)
+		}
+	} else if f.pprof {
+		return nil, errors.New("--pprof needs --metrics-addr (it serves on that listener)")
 	}
 	if f.logFormat != "text" && f.logFormat != "json" {
 		return nil, fmt.Errorf("--log-format %q: want text or json", f.logFormat)
@@ -323,6 +336,15 @@ func run(f *serveFlags, log *slog.Logger) error {
 		}
 	}
 
+	var metricsLn net.Listener
+	if f.metricsAddr != "" {
+		var err error
+		if metricsLn, err = net.Listen("tcp", f.metricsAddr); err != nil {
+			return fmt.Errorf("--metrics-addr: %w", err)
+		}
+		defer metricsLn.Close()
+	}
+
 	hostCfg := pyhost.Config{
 		Python:       f.python,
 		Workers:      f.workers,
@@ -370,6 +392,20 @@ func run(f *serveFlags, log *slog.Logger) error {
 		if ws := pool.Workers(); len(ws) > 0 {
 			interp = fmt.Sprintf("Python %s (%s, %d worker processes)", ws[0].Hello().Python, f.python, f.workers)
 		}
+	}
+	if metricsLn != nil {
+		workers := func() metrics.Workers { return metrics.Workers{Alive: 1} } // embedded
+		if pool := srvCfg.Pool; pool != nil {
+			workers = func() metrics.Workers {
+				st := pool.Stats()
+				return metrics.Workers{Alive: st.Alive, Restarts: st.Restarts}
+			}
+		}
+		srvCfg.Metrics = metrics.New(workers)
+		hs := &http.Server{Handler: srvCfg.Metrics.Handler(f.pprof), ReadHeaderTimeout: 10 * time.Second}
+		go hs.Serve(metricsLn)
+		defer hs.Close()
+		log.Info("metrics", "url", "http://"+metricsLn.Addr().String()+"/metrics", "pprof", f.pprof)
 	}
 	srv := server.New(srvCfg)
 
