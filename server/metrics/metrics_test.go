@@ -272,3 +272,17 @@ func scrape(t *testing.T, h http.Handler, path string, status int) string {
 	}
 	return b.String()
 }
+
+// What the metrics add to each request: go test -run '^$' -bench . ./server/metrics
+func BenchmarkConnRequest(b *testing.B) {
+	m := New(nil)
+	c := m.Conn(TCP)
+	c.Settled(wire.Dialect5)
+	body := request(wire.HandleGetAttr)
+	b.ReportAllocs()
+	for i := range b.N {
+		seq := int64(i)
+		c.Received(wire.MsgRequest, seq, body, 60)
+		c.Sent(wire.MsgReply, seq, 40)
+	}
+}
