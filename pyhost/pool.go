@@ -262,8 +262,10 @@ func (p *Pool) health(w *Worker) {
 			return
 		}
 		// a worker that works (hosted code holding the GIL in a long C call, which
-		// keeps the PING from being answered) is busy, not hung: it used CPU since
-		if now := processCPU(w.Pid()); now > cpu {
+		// keeps the PING from being answered) is busy, not hung: it used CPU since, or
+		// a thread of it is running or waiting for a CPU (on a loaded machine a busy
+		// worker can go a whole ping without a clock tick of CPU time)
+		if now := processCPU(w.Pid()); now > cpu || runnable(w.Pid()) {
 			cpu = now
 			p.log.Debug("pyhost: worker busy, not answering pings", "worker", w.ID())
 			continue
@@ -295,6 +297,27 @@ func processCPU(pid int) int64 {
 	u, _ := strconv.ParseInt(f[11], 10, 64)
 	s, _ := strconv.ParseInt(f[12], 10, 64)
 	return u + s
+}
+
+// runnable reports whether a thread of the process is running or waiting for a CPU
+// (state R), as a thread computing is; a hung or stopped one is sleeping (S) or
+// stopped (T).
+func runnable(pid int) bool {
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return false
+	}
+	for _, t := range tasks {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/stat", pid, t.Name()))
+		if err != nil {
+			continue
+		}
+		// the state follows the command name, which may hold spaces and parentheses
+		if i := bytes.LastIndexByte(b, ')'); i >= 0 && i+2 < len(b) && b[i+2] == 'R' {
+			return true
+		}
+	}
+	return false
 }
 
 // Open opens a connection in a worker of the pool (see Pool for which one). It waits,
