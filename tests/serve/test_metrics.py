@@ -56,14 +56,16 @@ def wait_for(what, cond, timeout=30.0):
 
 
 def settled(port):
-    """A scrape once no connection is open: the one that saw the port open (counted as
-    dialect none) has been closed and counted."""
+    """A scrape once the connection that saw the port open (servers.wait_port; dialect
+    none) has been accepted, closed and counted, and no other is open."""
     samples = {}
 
-    def none_open():
+    def probe_counted():
+        samples.clear()
         samples.update(scrape(port))
-        return sum(v for (name, _), v in samples.items() if name == "pybridge_connections_open") == 0
-    wait_for("no connection open", none_open)
+        return (val(samples, "pybridge_connections_total", dialect="none", transport="tcp") >= 1
+                and sum(v for (name, _), v in samples.items() if name == "pybridge_connections_open") == 0)
+    wait_for("the port probe's connection counted, none open", probe_counted)
     return samples
 
 
