@@ -2,7 +2,7 @@
 against `pybridge serve`, in one run, on loopback.
 
     .venv/rpyc5/bin/python bench/load.py [--seconds 2] [--workers 2] [--repeat 3]
-        [--isolation embedded --isolation shared]
+        [--isolation embedded --isolation shared] [--metrics]
 
 For each workload it prints ops/s and server CPU per request (user + system time of every
 server process: the Go process and all its workers, read from /proc before and after),
@@ -129,8 +129,9 @@ def start(kind, workers):
     if kind == "rpyc":
         return Server([sys.executable, "-c", STOCK_SERVER, str(port)], port)
     isolation = kind.split(" ")[1]
+    extra = ["--metrics-addr", f"127.0.0.1:{free_port()}"] if kind.endswith("+metrics") else []
     return Server(pybridge_args("--classic", "--port", str(port), "--workers", str(workers),
-                                "--isolation", isolation, "--log-level", "error"), port)
+                                "--isolation", isolation, "--log-level", "error", *extra), port)
 
 
 def main():
@@ -140,8 +141,12 @@ def main():
     ap.add_argument("--repeat", type=int, default=3, help="runs of everything; the median is reported")
     ap.add_argument("--isolation", action="append",
                     help="pybridge isolations to measure (default: embedded and shared)")
+    ap.add_argument("--metrics", action="store_true",
+                    help="also measure each isolation with --metrics-addr (the cost of the metrics)")
     args = ap.parse_args()
-    kinds = ["rpyc"] + [f"pybridge {i}" for i in (args.isolation or ["embedded", "shared"])]
+    kinds = ["rpyc"]
+    for i in args.isolation or ["embedded", "shared"]:
+        kinds += [f"pybridge {i}"] + ([f"pybridge {i} +metrics"] if args.metrics else [])
 
     runs = []
     for _ in range(args.repeat):

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/pybridge/pybridge/bridge/wire"
@@ -39,9 +40,19 @@ func WithLimits(l wire.Limits) DialOption { return func(o *dialOptions) { o.limi
 // WithConfig configures the Conn (e.g. the root the server may call back).
 func WithConfig(cfg Config) DialOption { return func(o *dialOptions) { o.cfg = cfg } }
 
-// Dial connects to an rpyc server ("tcp" or "unix"). Nothing in rpyc negotiates the
-// message layout, so unless WithDialect names it, Dial pings in rpyc 6.x's layout and,
-// when the server drops the connection (as a 5.x server does), connects again in 5.x's.
+// Dial connects to an rpyc server ("tcp" or "unix").
+//
+// Give it the server's version when you know it: WithDialect(wire.Dialect5) or
+// wire.Dialect6. Nothing in rpyc negotiates the message layout, so without it Dial
+// probes: it pings in rpyc 6.x's layout and, when the server drops the connection (as a
+// 5.x server does), connects again in 5.x's. A 5.x server logs that probe as an error
+// with a traceback ("client connection terminated abruptly"), and no probe can avoid it:
+// a 6.x message starts with its type byte (1, 2 or 3), which rpyc 5.x's brine reads as
+// b"", () or True and fails to unpack as (msg, seq, args) before any handler runs, while
+// a 6.x server refuses every 5.x message the same way. So Dial probes an address once
+// per process: later Dials to it speak the layout found (still checked with a PING; a
+// server replaced by the other version is probed afresh), and a 5.x server logs the
+// probe's error once, not on every connect.
 func Dial(ctx context.Context, network, addr string, opts ...DialOption) (*Conn, error) {
 	o := dialOptions{limits: wire.DefaultLimits(), probe: 10 * time.Second}
 	for _, opt := range opts {
@@ -50,8 +61,13 @@ func Dial(ctx context.Context, network, addr string, opts ...DialOption) (*Conn,
 	if o.dialect != nil {
 		return dial(ctx, network, addr, o, o.dialect)
 	}
+	key := network + " " + addr
+	order := []wire.Dialect{wire.Dialect6, wire.Dialect5}
+	if d := dialects.get(key); d == wire.Dialect5 {
+		order[0], order[1] = wire.Dialect5, wire.Dialect6
+	}
 	var errs []error
-	for _, d := range []wire.Dialect{wire.Dialect6, wire.Dialect5} {
+	for _, d := range order {
 		c, err := dial(ctx, network, addr, o, d)
 		if err != nil {
 			return nil, err
@@ -60,6 +76,7 @@ func Dial(ctx context.Context, network, addr string, opts ...DialOption) (*Conn,
 		err = c.Ping(pctx)
 		cancel()
 		if err == nil {
+			dialects.set(key, d)
 			return c, nil
 		}
 		errs = append(errs, fmt.Errorf("%s: %w", d.Name(), err))
@@ -69,6 +86,32 @@ func Dial(ctx context.Context, network, addr string, opts ...DialOption) (*Conn,
 		}
 	}
 	return nil, fmt.Errorf("bridge: %s speaks neither rpyc 6.x nor 5.x: %w", addr, errors.Join(errs...))
+}
+
+// dialects remembers the layout Dial found per network and address.
+var dialects = dialectCache{m: map[string]wire.Dialect{}}
+
+type dialectCache struct {
+	mu sync.Mutex
+	m  map[string]wire.Dialect
+}
+
+// maxDialects bounds the cache: past it, it starts over (a probe again per address).
+const maxDialects = 1024
+
+func (c *dialectCache) get(key string) wire.Dialect {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.m[key]
+}
+
+func (c *dialectCache) set(key string, d wire.Dialect) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.m[key]; !ok && len(c.m) >= maxDialects {
+		clear(c.m)
+	}
+	c.m[key] = d
 }
 
 func dial(ctx context.Context, network, addr string, o dialOptions, d wire.Dialect) (*Conn, error) {

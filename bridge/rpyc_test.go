@@ -46,6 +46,13 @@ func startRpyc(t testing.TB, venv string) string {
 // server is killed when the test ends.
 func startRpycServer(t testing.TB, venv, mode, unixPath string, env ...string) (network, addr string) {
 	t.Helper()
+	s := runRpycServer(t, venv, mode, unixPath, env...)
+	return s.network, s.addr
+}
+
+// runRpycServer is startRpycServer, returning the server (its stderr, to read).
+func runRpycServer(t testing.TB, venv, mode, unixPath string, env ...string) *rpycServer {
+	t.Helper()
 	python := venvPython(t, venv)
 	s, err := launchRpyc(python, mode, unixPath, env...)
 	t.Cleanup(func() {
@@ -60,13 +67,34 @@ func startRpycServer(t testing.TB, venv, mode, unixPath string, env ...string) (
 	if err != nil {
 		t.Fatal(err)
 	}
-	return s.network, s.addr
+	s.venv = venv
+	return s
 }
 
 type rpycServer struct {
 	cmd           *exec.Cmd
+	venv          string
 	network, addr string
-	stderr        bytes.Buffer // the probe's wrong-layout PING makes rpyc print a traceback
+	stderr        lockedBuffer // the probe's wrong-layout PING makes rpyc print a traceback
+}
+
+// lockedBuffer is the server's stderr, written by exec's copying goroutine and read by
+// the test while the server runs.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 func (s *rpycServer) stop() { s.cmd.Process.Kill(); s.cmd.Wait() }

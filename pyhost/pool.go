@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -41,6 +42,33 @@ type Pool struct {
 	closed  bool
 
 	spares chan *Worker // connection: slots hand started workers to Open here
+
+	alive    atomic.Int64  // worker processes started and not gone yet
+	restarts atomic.Uint64 // workers replaced after dying unasked
+}
+
+// PoolStats says how a pool's workers fare.
+type PoolStats struct {
+	Alive    int    // worker processes running (spares and retiring ones included)
+	Restarts uint64 // workers that died unasked (exit, signal, failed health pings) and were replaced
+}
+
+// Stats is the pool's PoolStats now.
+func (p *Pool) Stats() PoolStats {
+	return PoolStats{Alive: int(p.alive.Load()), Restarts: p.restarts.Load()}
+}
+
+// startWorker starts a worker, counted alive until it is gone.
+func (p *Pool) startWorker(ctx context.Context) (*Worker, error) {
+	w, err := StartWorker(ctx, p.cfg)
+	if err == nil {
+		p.alive.Add(1)
+		go func() {
+			<-w.Done()
+			p.alive.Add(-1)
+		}()
+	}
+	return w, err
 }
 
 // NewPool starts the pool's workers and returns once all of them sent HELLO. If one
@@ -67,7 +95,7 @@ func NewPool(ctx context.Context, cfg Config) (*Pool, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			workers[i], errs[i] = StartWorker(ctx, cfg)
+			workers[i], errs[i] = p.startWorker(ctx)
 		}()
 	}
 	wg.Wait()
@@ -126,7 +154,7 @@ func (p *Pool) restart(backoff *time.Duration) *Worker {
 			return nil
 		}
 		*backoff = min(2**backoff, p.cfg.MaxRestartBackoff)
-		w, err := StartWorker(p.ctx, p.cfg)
+		w, err := p.startWorker(p.ctx)
 		if err == nil {
 			return w
 		}
@@ -142,6 +170,7 @@ func (p *Pool) crashed(w *Worker, started time.Time, backoff *time.Duration) {
 	if time.Since(started) > time.Minute {
 		*backoff = p.cfg.RestartBackoff
 	}
+	p.restarts.Add(1)
 	p.log.Warn("pyhost: replacing worker", "worker", w.ID(), "err", w.Err(), "in", *backoff)
 }
 
@@ -194,7 +223,7 @@ func (p *Pool) superviseSpare(w *Worker) {
 
 // start starts a fresh spare at once, falling back to restart's backoff on failure.
 func (p *Pool) start(backoff *time.Duration) *Worker {
-	w, err := StartWorker(p.ctx, p.cfg)
+	w, err := p.startWorker(p.ctx)
 	if err == nil {
 		return w
 	}
@@ -234,9 +263,9 @@ func (p *Pool) health(w *Worker) {
 		}
 		// a worker that works (hosted code holding the GIL in a long C call, which
 		// keeps the PING from being answered) is busy, not hung: it used CPU since, or
-		// a thread of it is running or waits only for a CPU (on a loaded machine it may
-		// get less than a clock tick between two pings)
-		if now := processCPU(w.Pid()); now > cpu || processRunnable(w.Pid()) {
+		// a thread of it is running or waiting for a CPU (on a loaded machine a busy
+		// worker can go a whole ping without a clock tick of CPU time)
+		if now := processCPU(w.Pid()); now > cpu || runnable(w.Pid()) {
 			cpu = now
 			p.log.Debug("pyhost: worker busy, not answering pings", "worker", w.ID())
 			continue
@@ -270,9 +299,10 @@ func processCPU(pid int) int64 {
 	return u + s
 }
 
-// processRunnable says whether a thread of the process is running or runnable (state
-// R): not stopped, and not every thread asleep.
-func processRunnable(pid int) bool {
+// runnable reports whether a thread of the process is running or waiting for a CPU
+// (state R), as a thread computing is; a hung or stopped one is sleeping (S) or
+// stopped (T).
+func runnable(pid int) bool {
 	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
 	if err != nil {
 		return false
@@ -282,6 +312,7 @@ func processRunnable(pid int) bool {
 		if err != nil {
 			continue
 		}
+		// the state follows the command name, which may hold spaces and parentheses
 		if i := bytes.LastIndexByte(b, ')'); i >= 0 && i+2 < len(b) && b[i+2] == 'R' {
 			return true
 		}

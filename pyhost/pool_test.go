@@ -28,6 +28,9 @@ func TestPoolSharedSpreadsAndReplacesCrashed(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Shutdown(ctx)
+	if st := p.Stats(); st != (PoolStats{Alive: 2}) {
+		t.Errorf("stats of a new pool: %+v", st)
+	}
 	a, err := p.Open(ctx, OpenOptions{Mode: "go"})
 	if err != nil {
 		t.Fatal(err)
@@ -56,6 +59,9 @@ func TestPoolSharedSpreadsAndReplacesCrashed(t *testing.T) {
 	if !before[b.Worker().Pid()] || !pids(p.Workers())[b.Worker().Pid()] {
 		t.Error("the healthy worker was replaced too")
 	}
+	eventually(t, 20*time.Second, "stats after the replacement", func() bool {
+		return p.Stats() == PoolStats{Alive: 2, Restarts: 1}
+	})
 	c, err := p.Open(ctx, OpenOptions{Mode: "go"})
 	if err != nil {
 		t.Fatal(err)
@@ -69,6 +75,7 @@ func TestPoolSharedSpreadsAndReplacesCrashed(t *testing.T) {
 	if _, err := p.Open(ctx, OpenOptions{Mode: "go"}); !errors.Is(err, ErrHostClosed) {
 		t.Errorf("open after shutdown: %v", err)
 	}
+	eventually(t, 20*time.Second, "no worker alive after shutdown", func() bool { return p.Stats().Alive == 0 })
 	noChildrenLeft(t)
 }
 

@@ -31,6 +31,7 @@ import (
 	"github.com/pybridge/pybridge/bridge"
 	"github.com/pybridge/pybridge/bridge/wire"
 	"github.com/pybridge/pybridge/pyhost"
+	"github.com/pybridge/pybridge/server/metrics"
 )
 
 func init() {
@@ -82,6 +83,8 @@ type Config struct {
 	// OneShot serves the first connection only, and Serve returns when it ends
 	// (rpyc's OneShotServer, rpyc_classic --mode oneshot).
 	OneShot bool
+	// Metrics, when set, count every client connection (package server/metrics).
+	Metrics *metrics.Metrics
 }
 
 // Server relays rpyc clients to workers.
@@ -246,24 +249,50 @@ func (s *Server) ServeConn(ctx context.Context, c io.ReadWriteCloser, peer strin
 	if s.cfg.Dialect != nil {
 		opts.Dialect = DialectVersion(s.cfg.Dialect)
 	}
+	var mc *metrics.Conn
+	if s.cfg.Metrics != nil {
+		mc = s.cfg.Metrics.Conn(transportOf(c))
+	}
 	if s.cfg.Embedded != nil {
-		client := s.clientStream(c)
+		client := s.clientStream(c, mc)
 		defer s.track(client)()
 		err := hangup(s.cfg.Embedded.Serve(ctx, client, opts))
+		mc.Close(err)
 		s.log.Debug("connection closed", "peer", peer, "dialect", dialectOf(client), "err", err)
 		return err
 	}
 	ch, err := s.cfg.Pool.Open(ctx, opts)
 	if err != nil {
 		c.Close()
+		mc.Close(errors.Join(metrics.ErrNoWorker, err))
 		return fmt.Errorf("open a worker connection for %s: %w", peer, err)
 	}
 	log := s.log.With("peer", peer, "worker", ch.Worker().ID())
-	client := s.clientStream(c)
+	client := s.clientStream(c, mc)
 	defer s.track(client)()
 	err = hangup(bridge.Relay(ctx, client, ch))
+	mc.Close(err)
 	log.Debug("connection closed", "dialect", dialectOf(client), "err", err)
 	return err
+}
+
+// transportOf is how c reaches the client, for the metrics.
+func transportOf(c io.ReadWriteCloser) metrics.Transport {
+	switch c := c.(type) {
+	case *tls.Conn:
+		return metrics.TLS
+	case *blockingConn:
+		if !c.tcp {
+			return metrics.Unix
+		}
+		return metrics.TCP
+	case net.Conn:
+		if c.LocalAddr().Network() == "unix" {
+			return metrics.Unix
+		}
+		return metrics.TCP
+	}
+	return metrics.Stdio
 }
 
 // hangup maps a client that went away (EOF, a reset, a write to a closed socket or
@@ -277,11 +306,18 @@ func hangup(err error) error {
 
 // clientStream frames c in the configured dialect, or learns it from the client's
 // first frame. A worker's write before that waits HoldTimeout, then assumes Default.
-func (s *Server) clientStream(c io.ReadWriteCloser) *wire.FrameStream {
+// Its traffic is reported to mc, when set.
+func (s *Server) clientStream(c io.ReadWriteCloser, mc *metrics.Conn) *wire.FrameStream {
+	var fs *wire.FrameStream
 	if s.cfg.Dialect != nil {
-		return wire.NewFrameStream(c, s.cfg.Dialect, s.limits)
+		fs = wire.NewFrameStream(c, s.cfg.Dialect, s.limits)
+	} else {
+		fs = wire.DetectFrameStream(c, s.limits, s.cfg.Default, s.cfg.HoldTimeout)
 	}
-	return wire.DetectFrameStream(c, s.limits, s.cfg.Default, s.cfg.HoldTimeout)
+	if mc != nil {
+		fs.SetObserver(mc)
+	}
+	return fs
 }
 
 // DialectVersion is the rpyc major version a dialect speaks ("5" or "6"), as the worker

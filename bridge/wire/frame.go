@@ -76,6 +76,7 @@ func ReadFrame(r *bufio.Reader, lim Limits, buf []byte) ([]byte, error) {
 // kept after the frame that needed them.
 type FrameBuffers struct {
 	raw, inflated []byte
+	wire          int // bytes the last frame read took on the wire (header, payload, newline)
 }
 
 // KeepBuffer is the largest buffer FrameBuffers keeps between frames.
@@ -113,6 +114,7 @@ func (b *FrameBuffers) Read(r *bufio.Reader, lim Limits) ([]byte, error) {
 	}
 	raw, err := readN(r, int(n)+1, b.raw)
 	b.raw = keep(raw)
+	b.wire = frameHeaderLen + len(raw)
 	if len(raw) > LargeFrame && OnLargeFrame != nil {
 		defer OnLargeFrame(len(raw))
 	}

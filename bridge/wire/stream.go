@@ -37,6 +37,8 @@ type FrameStream struct {
 	// the peer's requests read and not answered yet (Idle)
 	serving atomic.Int32
 
+	obs Observer // nil: none (SetObserver)
+
 	wmu      sync.Mutex
 	wpayload []byte // reused for each message written (up to KeepBuffer)
 	wframe   []byte
@@ -82,6 +84,9 @@ func (fs *FrameStream) settleDialect(d Dialect, assumed bool) Dialect {
 	fs.settle.Do(func() {
 		fs.dialect, fs.assumed = d, assumed
 		close(fs.known)
+		if fs.obs != nil {
+			fs.obs.Settled(d)
+		}
 	})
 	return fs.dialect
 }
@@ -128,6 +133,9 @@ func (fs *FrameStream) ReadMessage() (Message, error) {
 		}
 	}
 	m, err := d.ParseMessage(payload, fs.lim.Value)
+	if fs.obs != nil {
+		fs.observeRead(m, err)
+	}
 	if err == nil && m.Type != MsgRequest && fs.awaiting.Load() > 0 {
 		fs.awaiting.Add(-1)
 	}
@@ -135,6 +143,16 @@ func (fs *FrameStream) ReadMessage() (Message, error) {
 		fs.serving.Add(1)
 	}
 	return m, err
+}
+
+func (fs *FrameStream) observeRead(m Message, err error) {
+	if err == nil {
+		fs.obs.Received(m.Type, m.Seq, m.Body, fs.bufs.wire)
+		return
+	}
+	if ol, ok := err.(*OverLimitError); ok {
+		fs.obs.Refused(ol.Type, fs.bufs.wire)
+	}
 }
 
 // detect settles the dialect from the peer's first payload.
@@ -195,6 +213,9 @@ func (fs *FrameStream) WriteMessage(m Message) error {
 	}
 	frame := AppendFrame(fs.wframe[:0], payload, fs.compress)
 	_, err = fs.rwc.Write(frame)
+	if err == nil && fs.obs != nil {
+		fs.obs.Sent(m.Type, m.Seq, len(frame))
+	}
 	fs.wpayload, fs.wframe = keep(payload), keep(frame)
 	return err
 }

@@ -13,6 +13,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"runtime"
@@ -29,6 +30,7 @@ import (
 	"github.com/pybridge/pybridge/pyhost"
 	"github.com/pybridge/pybridge/registry"
 	"github.com/pybridge/pybridge/server"
+	"github.com/pybridge/pybridge/server/metrics"
 )
 
 // Version is the pybridge version (set with -ldflags "-X main.Version=…"); without it,
@@ -135,6 +137,8 @@ type serveFlags struct {
 	registryHost   string
 	registryPort   int
 	registryEvery  time.Duration
+	metricsAddr    string
+	pprof          bool
 
 	config map[string]any // --protocol-config, decoded
 	level  slog.Level
@@ -184,6 +188,8 @@ What to serve:
 	fs.StringVar(&f.registryHost, "registry-host", "", "the registry's address (UDP default 255.255.255.255, a broadcast; TCP: required)")
 	fs.IntVar(&f.registryPort, "registry-port", registry.DefaultPort, "the registry's UDP or TCP port")
 	fs.DurationVar(&f.registryEvery, "registry-interval", registry.ReregisterInterval, "how often the registration is renewed (rpyc's servers: 60s); keep it under the registry's pruning timeout")
+	fs.StringVar(&f.metricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://`host:port`/metrics")
+	fs.BoolVar(&f.pprof, "pprof", false, "also serve Go's profiles under /debug/pprof/ on the --metrics-addr listener")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -222,6 +228,13 @@ What to serve:
 	}
 	if (f.sslKey == "") != (f.sslCert == "") || (f.sslCA != "" && f.sslCert == "") {
 		return nil, errors.New("TLS needs both --ssl-keyfile and --ssl-certfile (--ssl-cafile adds client certificates to them)")
+	}
+	if f.metricsAddr != "" {
+		if _, _, err := net.SplitHostPort(f.metricsAddr); err != nil {
+			return nil, fmt.Errorf("--metrics-addr %q: want host:port", f.metricsAddr)
+		}
+	} else if f.pprof {
+		return nil, errors.New("--pprof needs --metrics-addr (it serves on that listener)")
 	}
 	if f.logFormat != "text" && f.logFormat != "json" {
 		return nil, fmt.Errorf("--log-format %q: want text or json", f.logFormat)
@@ -365,6 +378,15 @@ func run(f *serveFlags, log *slog.Logger) error {
 		}
 	}
 
+	var metricsLn net.Listener
+	if f.metricsAddr != "" {
+		var err error
+		if metricsLn, err = net.Listen("tcp", f.metricsAddr); err != nil {
+			return fmt.Errorf("--metrics-addr: %w", err)
+		}
+		defer metricsLn.Close()
+	}
+
 	hostCfg := pyhost.Config{
 		Python:       f.python,
 		Workers:      f.workers,
@@ -412,6 +434,20 @@ func run(f *serveFlags, log *slog.Logger) error {
 		if ws := pool.Workers(); len(ws) > 0 {
 			interp = fmt.Sprintf("Python %s (%s, %d worker processes)", ws[0].Hello().Python, f.python, f.workers)
 		}
+	}
+	if metricsLn != nil {
+		workers := func() metrics.Workers { return metrics.Workers{Alive: 1} } // embedded
+		if pool := srvCfg.Pool; pool != nil {
+			workers = func() metrics.Workers {
+				st := pool.Stats()
+				return metrics.Workers{Alive: st.Alive, Restarts: st.Restarts}
+			}
+		}
+		srvCfg.Metrics = metrics.New(workers)
+		hs := &http.Server{Handler: srvCfg.Metrics.Handler(f.pprof), ReadHeaderTimeout: 10 * time.Second}
+		go hs.Serve(metricsLn)
+		defer hs.Close()
+		log.Info("metrics", "url", "http://"+metricsLn.Addr().String()+"/metrics", "pprof", f.pprof)
 	}
 	srv := server.New(srvCfg)
 

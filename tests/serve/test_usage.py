@@ -24,6 +24,8 @@ def run(*args, cwd=None, timeout=30):
     (["--classic", "--protocol-config", "[1, 2]"], "--protocol-config"),
     (["--classic", "--workers", "0"], "--workers"),
     (["--classic", "--service", "m:S"], "--classic"),
+    (["--classic", "--pprof"], "--metrics-addr"),
+    (["--classic", "--metrics-addr", "9100"], "--metrics-addr"),
 ])
 def test_bad_flags_exit_2_with_one_message(args, needle):
     done = run(*args, "--port", str(free_port()))
@@ -47,6 +49,19 @@ def test_service_that_cannot_load_fails_before_serving(tmp_path, source, needle)
     done = run("--service", f"{module}:Svc", "--port", str(port), "--quiet", cwd=str(tmp_path))
     assert done.returncode == 1, done
     assert needle in done.stderr
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+
+
+def test_metrics_port_in_use_fails_before_serving():
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = free_port()
+        done = run("--classic", "--port", str(port), "--metrics-addr", f"127.0.0.1:{busy.getsockname()[1]}")
+    assert done.returncode == 1, done
+    assert "--metrics-addr" in done.stderr and "address already in use" in done.stderr
+    assert "Traceback" not in done.stderr
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
 
