@@ -15,7 +15,7 @@ PY39  := $(call pyfind,3.9)
 PY313 := $(call pyfind,3.13)
 
 # name | interpreter | packages
-VENVS := rpyc5 rpyc6 pydantic1 py313
+VENVS := rpyc5 rpyc6 pydantic1 py313 rpycng
 rpyc5_PY     := $(PY311)
 rpyc5_PKGS   := rpyc==5.3.1 pytest msgpack 'pydantic>=2,<3'
 rpyc6_PY     := $(PY311)
@@ -24,6 +24,11 @@ pydantic1_PY   := $(PY39)
 pydantic1_PKGS := rpyc==5.3.1 pytest 'pydantic>=1.10,<2'
 py313_PY     := $(PY313)
 py313_PKGS   := pytest msgpack 'pydantic>=2,<3'
+# rpyc-ng (a fork of rpyc 6 with its own protocol; it imports as `rpyc`, so it cannot share
+# a venv with rpyc) and robotframework-rpycremote, whose only RPyC dependency is rpyc-ng
+# (>=7.0.10) itself: one venv holds both, no --no-deps needed
+rpycng_PY    := $(PY311)
+rpycng_PKGS  := rpyc-ng==7.0.15 robotframework-rpycremote==0.0.30 pytest msgpack 'pydantic>=2,<3'
 
 GO ?= go
 
@@ -39,7 +44,7 @@ help:
 	@echo "             3.9, 3.13 and Debian's python3), pytest under every venv"
 	@echo "make bench   Go benchmarks and bench/load.py (rpyc's server vs pybridge)"
 	@echo "make fuzz    each Go fuzz target for FUZZTIME (default 30s)"
-	@echo "make golden  regenerate the brine golden vectors from the real rpyc"
+	@echo "make golden  regenerate the brine golden vectors from the real rpyc and rpyc-ng"
 	@echo "make clean   remove bin/ and the venvs"
 
 setup: build venvs
@@ -104,6 +109,7 @@ test: vet gotest pytest
 
 golden:
 	$(VENV)/rpyc5/bin/python scripts/gen_brine_golden.py bridge/brine/testdata/golden.json
+	$(VENV)/rpycng/bin/python scripts/gen_brine_golden.py bridge/brine/testdata/golden_ng.json
 
 # benchmarks: Go micro-benchmarks, then the load script (rpyc's server vs pybridge serve)
 bench: build
