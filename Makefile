@@ -90,7 +90,8 @@ gotest:
 	done
 
 # The whole suite runs once per rpyc client version (6.0.2, 5.3.1), the serve tests under
-# both isolations (spawned workers, and Python embedded in the pybridge process); the
+# both isolations (spawned workers, and Python embedded in the pybridge process), and so
+# do they with the rpyc-ng client (with its own tests and robotframework-rpycremote's); the
 # Python peer's own tests also run under Python 3.9 with pydantic 1 and no msgpack, under
 # Python 3.13, and with the built-in msgpack codec forced.
 # leg = a venv and what runs in it; a leg whose venv could not be made is skipped
@@ -101,6 +102,8 @@ pytest: build
 	@$(call leg,rpyc6,PYBRIDGE_ISOLATION=embedded,tests/serve)
 	@$(call leg,rpyc5,,tests)
 	@$(call leg,rpyc5,PYBRIDGE_ISOLATION=embedded,tests/serve)
+	@$(call leg,rpycng,,tests/serve)
+	@$(call leg,rpycng,PYBRIDGE_ISOLATION=embedded,tests/serve)
 	@$(call leg,pydantic1,,tests/peer)
 	@$(call leg,py313,,tests/peer)
 	@$(call leg,rpyc6,PYBRIDGE_CODEC=builtin,tests/peer)

@@ -87,8 +87,21 @@ def exit_body(conn, typ, val, tb):
     return vinegar.dump(typ, val, tb, conn._config["include_local_traceback"], conn._config["include_local_version"])
 
 
+def _peer_object(conn, id_pack):
+    """The object an id_pack of an INSTANCECHECK or SUBCLASSCHECK names: this side's, else
+    a probe proxy of the peer's when its class is known here (as rpyc-ng does)."""
+    try:
+        return conn.local_object(id_pack)
+    except KeyError:
+        pass
+    cls = conn._netref_classes.get((id_pack[0], id_pack[1], 0))
+    if cls is None:
+        raise LookupError(id_pack)
+    return cls(conn, id_pack)  # a probe, not in the cache: releases nothing
+
+
 class NGHandlers(Handlers):
-    """The request handlers as rpyc-ng's server has them."""
+    """The request handlers as rpyc-ng's server has them (methods of Connection)."""
 
     def _handle_bool(self, obj):
         return bool(obj)
@@ -96,21 +109,9 @@ class NGHandlers(Handlers):
     def _handle_type(self, id_pack):
         return type(self.local_object(id_pack))
 
-    def _peer_object(self, id_pack):
-        """The object an id_pack of an INSTANCECHECK or SUBCLASSCHECK names: this side's,
-        else a probe proxy of the peer's when its class is known here (as rpyc-ng)."""
-        try:
-            return self.local_object(id_pack)
-        except KeyError:
-            pass
-        cls = self._netref_classes.get((id_pack[0], id_pack[1], 0))
-        if cls is None:
-            raise LookupError(id_pack)
-        return cls(self, tuple(id_pack))  # a probe, not in the cache: releases nothing
-
     def _handle_instancecheck(self, obj, other_id_pack):
         try:
-            other = self._peer_object(tuple(other_id_pack))
+            other = _peer_object(self, tuple(other_id_pack))
         except LookupError:
             return Handlers._handle_instancecheck(self, obj, other_id_pack)
         return isinstance(other, obj)
@@ -119,7 +120,7 @@ class NGHandlers(Handlers):
         # rpyc-ng's own server answers isinstance() here, which is False for two classes
         # related by inheritance; the question asked is issubclass()
         try:
-            other = self._peer_object(tuple(other_id_pack))
+            other = _peer_object(self, tuple(other_id_pack))
         except LookupError:
             return False
         return isinstance(other, type) and issubclass(other, obj)
