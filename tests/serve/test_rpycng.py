@@ -14,6 +14,7 @@ import subprocess
 import time
 
 import pytest
+import rpyc
 from rpyc.core import consts
 
 from servers import HERE, pybridge_server, venv_python
@@ -181,6 +182,30 @@ def test_calls_into_client_objects(conn, ns):
     ns["counter"] = c
     assert conn.eval("counter.bump(by=2) * 10 + counter.bump()") == 23  # GETATTR, then CALL: ng serves no CALLATTR
     assert c.n == 3
+
+
+def test_server_calls_the_client_first():
+    # the service's on_connect calls the client before the client's first request: the
+    # server learns the dialect from the id_pack of the client's root, and calls it as
+    # rpyc-ng serves calls (GETATTR, then CALL)
+    calls = []
+
+    class ClientService(rpyc.Service):
+        def exposed_hello(self, who):
+            calls.append(who)
+            return f"hello {who}"
+
+    with pybridge_server("--service", "eager_service:EagerService", cwd=str(HERE)) as srv:
+        c = rpyc.connect("127.0.0.1", srv.port, service=ClientService)
+        try:
+            deadline = time.monotonic() + 30
+            while not calls and time.monotonic() < deadline:
+                c.ping()  # serves the server's requests while it waits
+            assert calls == ["server"]
+            # sent after the reply to hello: served once on_connect has its answer
+            assert c.root.client_said() == "hello server"
+        finally:
+            c.close()
 
 
 CLIENT = """
