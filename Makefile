@@ -124,6 +124,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME) ./bridge/brine
 	$(GO) test -run '^$$' -fuzz '^FuzzReadFrameAndParse$$' -fuzztime $(FUZZTIME) ./bridge/wire
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeFrame$$' -fuzztime $(FUZZTIME) ./pyhost/internal/workerproto
+	$(GO) test -run '^$$' -fuzz '^FuzzHandle$$' -fuzztime $(FUZZTIME) ./registry
 
 clean:
 	rm -rf bin $(VENV)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/pybridge/pybridge/bridge/brine"
 	"github.com/pybridge/pybridge/bridge/wire"
+	"github.com/pybridge/pybridge/internal/sched"
 )
 
 // Config configures a Conn.
@@ -75,7 +76,9 @@ func (c *Conn) Err() error {
 }
 
 func (c *Conn) readLoop() {
+	var yield sched.Yielder // it reads in blocking system calls and never parks
 	for {
+		yield.Tick()
 		m, err := c.stream.ReadMessage()
 		var ol *wire.OverLimitError
 		switch {
@@ -139,13 +142,15 @@ func (c *Conn) shutdown(err error) {
 	c.closeOnce.Do(func() {
 		c.log.Debug("bridge: connection ends", "err", err)
 		c.err = err
+		// done first: a request whose send fails on the stream closed below then says
+		// why the connection ended, not that the stream was closed
+		close(c.done)
 		if c.local != nil {
 			c.local.Close()
 		} else {
 			c.stream.Close()
 		}
 		c.objects.clear()
-		close(c.done)
 	})
 }
 

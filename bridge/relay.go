@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"io"
+	"runtime"
 	"sync"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/pybridge/pybridge/bridge/wire"
+	"github.com/pybridge/pybridge/internal/sched"
 )
 
 // Relay carries RPyC messages 1:1 between a client and a worker until either side ends,
@@ -127,7 +129,14 @@ type pollable interface {
 func pollRelay(client pollable, cfd int, worker pollable, wfd int) error {
 	fds := []unix.PollFd{{Fd: int32(cfd), Events: unix.POLLIN}, {Fd: int32(wfd), Events: unix.POLLIN}}
 	clientDone := false
+	// The goroutine keeps its thread: it only ever waits in poll(2), and moving between
+	// threads would cost a wake-up of another one.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	defer sched.Outside()()
+	var yield sched.Yielder
 	for {
+		yield.Tick()
 		fromClient := !clientDone && client.Buffered() > 0
 		fromWorker := worker.Buffered() > 0
 		if !fromClient && !fromWorker {

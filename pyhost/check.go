@@ -2,6 +2,7 @@ package pyhost
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os/exec"
@@ -37,24 +38,54 @@ func CheckPython(ctx context.Context, python string) (string, error) {
 // environment, directory and the pybridge package on its path), without instantiating
 // it, and returns the Python error on one line when it does not load.
 func CheckService(ctx context.Context, cfg Config, spec string) error {
+	_, err := runServiceCheck(ctx, cfg, spec, "check_service")
+	return err
+}
+
+// ServiceAliases checks a service as CheckService does and returns the names rpyc's
+// servers register it under with a registry: its get_service_aliases() (ALIASES, else
+// the class name without "Service", upper-cased), or that rule applied to a class that
+// has no such method.
+func ServiceAliases(ctx context.Context, cfg Config, spec string) ([]string, error) {
+	out, err := runServiceCheck(ctx, cfg, spec, "print_service_aliases")
+	if err != nil {
+		return nil, err
+	}
+	// the last line; what the service's import printed comes before it
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	var names []string
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &names); err != nil {
+		return nil, fmt.Errorf("service %s: reading its aliases: %w", spec, err)
+	}
+	return names, nil
+}
+
+// runServiceCheck runs pybridge.service.<fn>(spec) in cfg.Python and returns its stdout;
+// on failure, the error is what it printed on stderr.
+func runServiceCheck(ctx context.Context, cfg Config, spec, fn string) ([]byte, error) {
 	cfg = cfg.withDefaults()
 	pkgDir := cfg.PackageDir
 	if pkgDir == "" {
 		var err error
 		if pkgDir, err = embeddedPackageDir(); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	cmd := exec.CommandContext(ctx, cfg.Python, "-c", "import sys; from pybridge.service import check_service; check_service(sys.argv[1])", spec)
+	cmd := exec.CommandContext(ctx, cfg.Python, "-c", "import sys; from pybridge.service import "+fn+"; "+fn+"(sys.argv[1])", spec)
 	cmd.Env = workerEnv(cfg.Env, pkgDir)
 	cmd.Dir = cfg.Dir
-	out, err := cmd.CombinedOutput()
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
 	if err == nil {
-		return nil
+		return out, nil
 	}
-	msg := strings.TrimSpace(string(out))
+	msg := strings.TrimSpace(stderr.String())
+	if msg == "" {
+		msg = strings.TrimSpace(string(out))
+	}
 	if msg == "" {
 		msg = err.Error()
 	}
-	return errors.New(msg)
+	return nil, errors.New(msg)
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/pybridge/pybridge/bridge/brine"
 	"github.com/pybridge/pybridge/bridge/wire"
+	"github.com/pybridge/pybridge/internal/sched"
 	"github.com/pybridge/pybridge/pyhost/internal/cpython"
 )
 
@@ -127,6 +128,7 @@ func (e *Embedded) Serve(ctx context.Context, t Transport, opts OpenOptions) err
 	})
 	defer stop()
 
+	defer sched.Outside()()
 	cpython.Enter()
 	defer cpython.Leave()
 	var objs []cpython.Object
@@ -175,6 +177,9 @@ type embeddedConn struct {
 
 	mu  sync.Mutex
 	err error // why the connection ended, first reason wins
+
+	// the connection's goroutine lives in one long call into Python (see sched)
+	yield sched.Yielder
 }
 
 func (c *embeddedConn) fail(err error) {
@@ -212,6 +217,7 @@ func (c *embeddedConn) recv(args cpython.Object) (cpython.Object, error) {
 		}
 	}
 	ts := cpython.Release()
+	c.yield.Tick()
 	ready := true
 	var m wire.Message
 	for {

@@ -233,8 +233,10 @@ func (p *Pool) health(w *Worker) {
 			return
 		}
 		// a worker that works (hosted code holding the GIL in a long C call, which
-		// keeps the PING from being answered) is busy, not hung: it used CPU since
-		if now := processCPU(w.Pid()); now > cpu {
+		// keeps the PING from being answered) is busy, not hung: it used CPU since, or
+		// a thread of it is running or waits only for a CPU (on a loaded machine it may
+		// get less than a clock tick between two pings)
+		if now := processCPU(w.Pid()); now > cpu || processRunnable(w.Pid()) {
 			cpu = now
 			p.log.Debug("pyhost: worker busy, not answering pings", "worker", w.ID())
 			continue
@@ -266,6 +268,25 @@ func processCPU(pid int) int64 {
 	u, _ := strconv.ParseInt(f[11], 10, 64)
 	s, _ := strconv.ParseInt(f[12], 10, 64)
 	return u + s
+}
+
+// processRunnable says whether a thread of the process is running or runnable (state
+// R): not stopped, and not every thread asleep.
+func processRunnable(pid int) bool {
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return false
+	}
+	for _, t := range tasks {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/stat", pid, t.Name()))
+		if err != nil {
+			continue
+		}
+		if i := bytes.LastIndexByte(b, ')'); i >= 0 && i+2 < len(b) && b[i+2] == 'R' {
+			return true
+		}
+	}
+	return false
 }
 
 // Open opens a connection in a worker of the pool (see Pool for which one). It waits,

@@ -27,6 +27,7 @@ import (
 
 	"github.com/pybridge/pybridge/bridge/wire"
 	"github.com/pybridge/pybridge/pyhost"
+	"github.com/pybridge/pybridge/registry"
 	"github.com/pybridge/pybridge/server"
 )
 
@@ -70,10 +71,11 @@ func versionLine() string {
 const usage = `pybridge serves existing rpyc clients from supervised Python workers.
 
 Usage:
-  pybridge serve [flags]    serve rpyc 5.x and 6.x clients on one port
-  pybridge version          print the version
+  pybridge serve [flags]     serve rpyc 5.x and 6.x clients on one port
+  pybridge registry [flags]  an rpyc registry server (as rpyc_registry), UDP or TCP
+  pybridge version           print the version
 
-Run 'pybridge serve --help' for the serve flags.
+Run 'pybridge serve --help' or 'pybridge registry --help' for their flags.
 `
 
 // gcPercent is pybridge serve's GOGC unless the environment sets one: large values
@@ -92,6 +94,8 @@ func main() {
 	switch os.Args[1] {
 	case "serve":
 		os.Exit(serve(os.Args[2:]))
+	case "registry":
+		os.Exit(registryCmd(os.Args[2:]))
 	case "version", "--version", "-v":
 		fmt.Println(versionLine())
 	case "help", "-h", "--help":
@@ -126,6 +130,11 @@ type serveFlags struct {
 	shutdownGrace  time.Duration
 	logFormat      string
 	logFile        string
+	register       bool
+	registryType   string
+	registryHost   string
+	registryPort   int
+	registryEvery  time.Duration
 
 	config map[string]any // --protocol-config, decoded
 	level  slog.Level
@@ -170,6 +179,11 @@ What to serve:
 	fs.BoolVar(&f.quiet, "q", false, "short for --quiet (as rpyc_classic)")
 	fs.StringVar(&f.logFormat, "log-format", "text", "text or json")
 	fs.StringVar(&f.logFile, "logfile", "", "append the log to `path` instead of standard error")
+	fs.BoolVar(&f.register, "register", false, "register with an rpyc registry (as rpyc_classic --register), renew the registration every --registry-interval, unregister on exit; failures are logged, never fatal")
+	fs.StringVar(&f.registryType, "registry-type", "UDP", "UDP or TCP registry")
+	fs.StringVar(&f.registryHost, "registry-host", "", "the registry's address (UDP default 255.255.255.255, a broadcast; TCP: required)")
+	fs.IntVar(&f.registryPort, "registry-port", registry.DefaultPort, "the registry's UDP or TCP port")
+	fs.DurationVar(&f.registryEvery, "registry-interval", registry.ReregisterInterval, "how often the registration is renewed (rpyc's servers: 60s); keep it under the registry's pruning timeout")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -211,6 +225,22 @@ What to serve:
 	}
 	if f.logFormat != "text" && f.logFormat != "json" {
 		return nil, fmt.Errorf("--log-format %q: want text or json", f.logFormat)
+	}
+	f.registryType = strings.ToUpper(f.registryType)
+	if f.registryType != "UDP" && f.registryType != "TCP" {
+		return nil, fmt.Errorf("--registry-type %q: want UDP or TCP", f.registryType)
+	}
+	if f.registryPort < 1 || f.registryPort > 65535 {
+		return nil, fmt.Errorf("--registry-port %d: want 1 to 65535", f.registryPort)
+	}
+	if f.registryEvery <= 0 {
+		return nil, errors.New("--registry-interval must be positive")
+	}
+	if f.register && f.registryType == "TCP" && f.registryHost == "" {
+		return nil, errors.New("--registry-type TCP needs --registry-host (as rpyc_classic)")
+	}
+	if f.register && f.unixPath != "" {
+		return nil, errors.New("--register needs a TCP port: a registry cannot point clients at --unix")
 	}
 	if err := f.level.UnmarshalText([]byte(f.logLevel)); err != nil {
 		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", f.logLevel)
@@ -265,19 +295,24 @@ func serve(args []string) int {
 }
 
 func newLogger(f *serveFlags) (*slog.Logger, error) {
-	opts := &slog.HandlerOptions{Level: f.level}
-	if f.quiet {
+	return openLogger(f.level, f.quiet, f.logFormat, f.logFile)
+}
+
+// openLogger is the logger of --log-level, -q, --log-format and --logfile.
+func openLogger(level slog.Level, quiet bool, format, logFile string) (*slog.Logger, error) {
+	opts := &slog.HandlerOptions{Level: level}
+	if quiet {
 		opts.Level = slog.LevelError
 	}
 	var out io.Writer = os.Stderr
-	if f.logFile != "" {
-		file, err := os.OpenFile(f.logFile, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if logFile != "" {
+		file, err := os.OpenFile(logFile, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 		if err != nil {
 			return nil, fmt.Errorf("--logfile: %w", err)
 		}
 		out = file // open for the process's life
 	}
-	if f.logFormat == "json" {
+	if format == "json" {
 		return slog.New(slog.NewJSONHandler(out, opts)), nil
 	}
 	return slog.New(slog.NewTextHandler(out, opts)), nil
@@ -319,8 +354,15 @@ func run(f *serveFlags, log *slog.Logger) error {
 	if _, err := pyhost.CheckPython(ctx, f.python); err != nil {
 		return err
 	}
+	aliases := []string{"SLAVE"} // rpyc_classic serves SlaveService, registered as SLAVE
 	if f.service != "" {
-		if err := pyhost.CheckService(ctx, pyhost.Config{Python: f.python}, f.service); err != nil {
+		var err error
+		if f.register && f.mode != "stdio" {
+			aliases, err = pyhost.ServiceAliases(ctx, pyhost.Config{Python: f.python}, f.service)
+		} else {
+			err = pyhost.CheckService(ctx, pyhost.Config{Python: f.python}, f.service)
+		}
+		if err != nil {
 			return err
 		}
 	}
@@ -384,6 +426,9 @@ func run(f *serveFlags, log *slog.Logger) error {
 		dialects = dialect.Name()
 	}
 	if stdio != nil {
+		if f.register {
+			log.Warn("--register is ignored in stdio mode (as by rpyc_classic): there is no port to register")
+		}
 		log.Info("serving", "what", what, "addr", "stdio", "isolation", isolation, "python", interp, "dialects", dialects)
 		return srv.ServeConn(ctx, stdio, "stdio")
 	}
@@ -407,12 +452,34 @@ func run(f *serveFlags, log *slog.Logger) error {
 		once.Do(func() { log.Info("shutting down: no new connections", "grace", f.shutdownGrace) })
 	}
 	context.AfterFunc(ctx, shuttingDown)
+	var announcer *registry.Announcer
+	if f.register {
+		// as rpyc's servers: unregistered as soon as the shutdown begins (the Close
+		// after Serve waits for it, or unregisters after a oneshot's connection)
+		announcer = announce(f, ln, aliases, log)
+		context.AfterFunc(ctx, func() { _ = announcer.Close() })
+	}
 	err = srv.Serve(ctx, ln)
 	if ctx.Err() != nil {
 		shuttingDown()
 	}
+	if announcer != nil {
+		_ = announcer.Close() // logged
+	}
 	log.Info("stopped")
 	return err
+}
+
+// announce registers the server's names for ln's port, sent from ln's address unless it
+// listens on every address (the registry records the sender's address).
+func announce(f *serveFlags, ln net.Listener, aliases []string, log *slog.Logger) *registry.Announcer {
+	addr := ln.Addr().(*net.TCPAddr)
+	c := &registry.Client{Network: f.registryType, Host: f.registryHost, Port: f.registryPort}
+	if ip := addr.AddrPort().Addr().Unmap(); !ip.IsUnspecified() {
+		c.Local = ip.String()
+	}
+	log.Info("registering", "registry", c.Addr(), "names", aliases, "port", addr.Port, "every", f.registryEvery.String())
+	return c.Announce(aliases, addr.Port, registry.AnnounceOptions{Interval: f.registryEvery, Logger: log})
 }
 
 func listen(f *serveFlags) (net.Listener, error) {

@@ -73,6 +73,34 @@ def check_service(spec):
         sys.exit(1)
 
 
+def service_aliases(obj):
+    """The names a registry knows a service by, as rpyc's servers register them: its
+    get_service_aliases() (rpyc.Service, pybridge.Service), else rpyc's rule applied to
+    its class's name."""
+    get = getattr(obj, "get_service_aliases", None)
+    if callable(get):
+        return [str(n) for n in get()]
+    cls = obj if isinstance(obj, type) else type(obj)
+    aliases = getattr(cls, "ALIASES", ())
+    if aliases:
+        return [str(n).upper() for n in aliases]
+    name = cls.__name__.upper()
+    return [name[:-7] if name.endswith("SERVICE") else name]
+
+
+def print_service_aliases(spec):
+    """`python -c` entry point: check_service, then print the service's aliases as a
+    JSON list on the last line of stdout."""
+    import json
+    import sys
+    try:
+        names = service_aliases(find_service(spec))
+    except BaseException as e:
+        print(f"cannot load service {spec}: {type(e).__name__}: {e}", file=sys.stderr)
+        sys.exit(1)
+    sys.stdout.write("\n" + json.dumps(names) + "\n")
+
+
 def load_service(spec):
     """Imports module:Attr and returns a service instance (Attr is a class, or an instance)."""
     obj = find_service(spec)
