@@ -15,7 +15,7 @@ PY39  := $(call pyfind,3.9)
 PY313 := $(call pyfind,3.13)
 
 # name | interpreter | packages
-VENVS := rpyc5 rpyc6 pydantic1 py313
+VENVS := rpyc5 rpyc6 pydantic1 py313 rpycng
 rpyc5_PY     := $(PY311)
 rpyc5_PKGS   := rpyc==5.3.1 pytest msgpack 'pydantic>=2,<3'
 rpyc6_PY     := $(PY311)
@@ -24,6 +24,11 @@ pydantic1_PY   := $(PY39)
 pydantic1_PKGS := rpyc==5.3.1 pytest 'pydantic>=1.10,<2'
 py313_PY     := $(PY313)
 py313_PKGS   := pytest msgpack 'pydantic>=2,<3'
+# rpyc-ng (a fork of rpyc 6 with its own protocol; it imports as `rpyc`, so it cannot share
+# a venv with rpyc) and robotframework-rpycremote, whose only RPyC dependency is rpyc-ng
+# (>=7.0.10) itself: one venv holds both, no --no-deps needed
+rpycng_PY    := $(PY311)
+rpycng_PKGS  := rpyc-ng==7.0.15 robotframework-rpycremote==0.0.30 pytest msgpack 'pydantic>=2,<3'
 
 GO ?= go
 
@@ -39,7 +44,7 @@ help:
 	@echo "             3.9, 3.13 and Debian's python3), pytest under every venv"
 	@echo "make bench   Go benchmarks and bench/load.py (rpyc's server vs pybridge)"
 	@echo "make fuzz    each Go fuzz target for FUZZTIME (default 30s)"
-	@echo "make golden  regenerate the brine golden vectors from the real rpyc"
+	@echo "make golden  regenerate the brine golden vectors from the real rpyc and rpyc-ng"
 	@echo "make clean   remove bin/ and the venvs"
 
 setup: build venvs
@@ -85,17 +90,24 @@ gotest:
 	done
 
 # The whole suite runs once per rpyc client version (6.0.2, 5.3.1), the serve tests under
-# both isolations (spawned workers, and Python embedded in the pybridge process); the
+# both isolations (spawned workers, and Python embedded in the pybridge process), and so
+# do they with the rpyc-ng client (with its own tests and robotframework-rpycremote's;
+# embedded only those where the client's protocol meets the hosted Python: CI time); the
+# registry's tests (tests/registry) run once per rpyc version, as they have no isolation; the
 # Python peer's own tests also run under Python 3.9 with pydantic 1 and no msgpack, under
 # Python 3.13, and with the built-in msgpack codec forced.
 # leg = a venv and what runs in it; a leg whose venv could not be made is skipped
 leg = if [ -x $(VENV)/$(1)/bin/python ]; then $(2) $(VENV)/$(1)/bin/python -m pytest -q $(3); \
       else $(call missing,no venv $(1): pytest $(3) $(2)); fi
+NG_EMBEDDED_TESTS := $(addprefix tests/serve/,test_rpycng.py test_robot.py test_classic.py test_service.py \
+	test_stdio_tls_dialects.py test_seed_problems.py)
 pytest: build
 	@$(call leg,rpyc6,,tests)
 	@$(call leg,rpyc6,PYBRIDGE_ISOLATION=embedded,tests/serve)
 	@$(call leg,rpyc5,,tests)
 	@$(call leg,rpyc5,PYBRIDGE_ISOLATION=embedded,tests/serve)
+	@$(call leg,rpycng,,tests/serve)
+	@$(call leg,rpycng,PYBRIDGE_ISOLATION=embedded,$(NG_EMBEDDED_TESTS))
 	@$(call leg,pydantic1,,tests/peer)
 	@$(call leg,py313,,tests/peer)
 	@$(call leg,rpyc6,PYBRIDGE_CODEC=builtin,tests/peer)
@@ -104,6 +116,7 @@ test: vet gotest pytest
 
 golden:
 	$(VENV)/rpyc5/bin/python scripts/gen_brine_golden.py bridge/brine/testdata/golden.json
+	$(VENV)/rpycng/bin/python scripts/gen_brine_golden.py bridge/brine/testdata/golden_ng.json
 
 # benchmarks: Go micro-benchmarks, then the load script (rpyc's server vs pybridge serve)
 bench: build

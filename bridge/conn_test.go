@@ -338,3 +338,41 @@ func TestRefInUseIsNotReleasedBeforeItsRequestIsSent(t *testing.T) {
 		}
 	}
 }
+
+// A reference named by four items (rpyc-ng's id_pack, which pybridge serve sends until
+// it knows the client's version) is kept with the first three, as rpyc 5.x/6.x clients
+// keep it, and named so in what Go sends back.
+func TestFourItemIDPackKeptAsThree(t *testing.T) {
+	ctx := testCtx(t)
+	client, server := memPair()
+	c := NewConn(client, Config{})
+	t.Cleanup(func() { c.Close(); <-c.Done() })
+	go func() {
+		m, err := server.ReadMessage() // GETROOT
+		if err != nil {
+			return
+		}
+		root := brine.Tuple{"m.Root", int64(1), int64(2), int64(3)}
+		server.WriteMessage(wire.Message{Type: wire.MsgReply, Seq: m.Seq, Body: brine.Tuple{int64(wire.LabelRemoteRef), root}})
+		if m, err = server.ReadMessage(); err != nil { // GETATTR(root, "x")
+			return
+		}
+		server.WriteMessage(wire.Message{Type: wire.MsgReply, Seq: m.Seq, Body: brine.Tuple{int64(wire.LabelValue), m.Body}})
+	}()
+	root, err := c.Root(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := brine.Tuple{"m.Root", int64(1), int64(2)}
+	if !deepEqual(root.IDPack(), want) {
+		t.Fatalf("IDPack() = %v, want %v", root.IDPack(), want)
+	}
+	echoed, err := root.Attr(ctx, "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := echoed.(brine.Tuple)[1].(brine.Tuple)[1].(brine.Tuple)
+	if first := args[0].(brine.Tuple); !deepEqual(first[1], want) {
+		t.Fatalf("the request named the object %v, want %v", first[1], want)
+	}
+}

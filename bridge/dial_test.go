@@ -20,7 +20,7 @@ import (
 // layout.
 func TestDialProbesAnAddressOnce(t *testing.T) {
 	for _, c := range []struct {
-		venv       string
+		venv   string
 		errors int // "client connection terminated abruptly" in the server's log after all the Dials
 	}{{"rpyc5", 1}, {"rpyc6", 0}} {
 		t.Run(c.venv, func(t *testing.T) {

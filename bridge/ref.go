@@ -46,6 +46,12 @@ type refCache struct {
 
 func (c *Conn) refFor(idPack any) (*Ref, error) {
 	p, ok := idPack.(brine.Tuple)
+	if ok && len(p) == 4 {
+		// rpyc-ng's (name_pack, class id, instance id, object type), which pybridge
+		// serve also sends before it knows a client's version: rpyc 5.x/6.x clients keep
+		// the first three items, and so does Go
+		p = p[:3:3]
+	}
 	if !ok || len(p) != 3 {
 		return nil, &ProtocolError{Msg: fmt.Sprintf("bad id_pack %v", idPack)}
 	}

@@ -121,7 +121,7 @@ func (e *Embedded) Library() string { return e.info.Library }
 // I/O, framing, brine). It returns nil when the peer went away cleanly (io.EOF), else
 // why the connection ended. When ctx ends, t is closed and the connection ends.
 func (e *Embedded) Serve(ctx context.Context, t Transport, opts OpenOptions) error {
-	c := &embeddedConn{t: t, dec: cpython.Decoder{Lists: opts.Mode == "go"}}
+	c := &embeddedConn{t: t, dec: cpython.Decoder{Lists: opts.Mode == "go", Types: true}}
 	stop := context.AfterFunc(ctx, func() {
 		c.fail(ctx.Err())
 		t.Close()

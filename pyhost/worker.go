@@ -72,7 +72,7 @@ type OpenOptions struct {
 	Service string         // "module:Attr", mode "service" only
 	Config  map[string]any // rpyc protocol_config keys
 	Peer    string         // "host:port" of the client, informational
-	Dialect string         // "5", "6" or "go"; defaults to "go" in mode "go"
+	Dialect string         // "5", "6", "ng" (rpyc-ng) or "go"; defaults to "go" in mode "go"; "" lets the peer learn 6 or ng from the client
 }
 
 // openBody is what a connection is opened with (the OPEN body; in embedded isolation

@@ -6,6 +6,11 @@
 // messages 1:1 between the two (bridge.Relay) until either side ends. The Go process
 // executes no Python: every request is answered by the worker.
 //
+// rpyc-ng 7.x clients frame as 6.x clients do and their first frame is the same; the
+// Python peer answers it in a form every version reads (an id_pack of four items) and
+// learns the protocol from the client's next messages, as the client stream does for
+// compression (wire.SpotNG).
+//
 // A worker may speak before the client does (a service whose on_connect calls the
 // client's root). Its frames wait for the client's first frame to tell the dialect; if
 // the client stays silent for Config.HoldTimeout after that, the default dialect
@@ -320,14 +325,16 @@ func (s *Server) clientStream(c io.ReadWriteCloser, mc *metrics.Conn) *wire.Fram
 	return fs
 }
 
-// DialectVersion is the rpyc major version a dialect speaks ("5" or "6"), as the worker
-// protocol's OPEN names it.
+// DialectVersion names a dialect as the worker protocol's OPEN does: "5", "6", or "ng"
+// for rpyc-ng.
 func DialectVersion(d wire.Dialect) string {
 	switch d {
 	case wire.Dialect5:
 		return "5"
 	case wire.Dialect6:
 		return "6"
+	case wire.DialectNG:
+		return "ng"
 	}
 	return d.Name()
 }

@@ -25,8 +25,11 @@ type golden struct {
 	} `json:"vectors"`
 }
 
-func loadGolden(t testing.TB) golden {
-	raw, err := os.ReadFile("testdata/golden.json")
+// goldenFiles: rpyc 5.x/6.x's brine, and rpyc-ng's (which adds type tags)
+var goldenFiles = []string{"testdata/golden.json", "testdata/golden_ng.json"}
+
+func loadGolden(t testing.TB, name string) golden {
+	raw, err := os.ReadFile(name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,6 +103,12 @@ func rebuild(t testing.TB, d described) any {
 	case "slice":
 		l := list()
 		return Slice{Start: l[0], Stop: l[1], Step: l[2]}
+	case "type":
+		typ, ok := TypeNamed(str())
+		if !ok {
+			t.Fatalf("unknown type %s", d.V)
+		}
+		return typ
 	}
 	t.Fatalf("unknown description %q", d.T)
 	return nil
@@ -123,7 +132,12 @@ func equal(a, b any) bool {
 }
 
 func TestGoldenVectorsBothWays(t *testing.T) {
-	g := loadGolden(t)
+	for _, name := range goldenFiles {
+		t.Run(name, func(t *testing.T) { checkGolden(t, loadGolden(t, name)) })
+	}
+}
+
+func checkGolden(t *testing.T, g golden) {
 	for _, vec := range g.Vectors {
 		want, err := hex.DecodeString(vec.Hex)
 		if err != nil {
@@ -170,8 +184,22 @@ func TestDumpAcceptsOtherGoNumbers(t *testing.T) {
 	}
 }
 
+func TestTypes(t *testing.T) {
+	for _, typ := range []Type{TypeNone, TypeInt, TypeBool, TypeFloat, TypeBytes, TypeStr, TypeComplex, TypeNotImplemented, TypeEllipsis} {
+		if got, ok := TypeNamed(typ.String()); !ok || got != typ {
+			t.Errorf("TypeNamed(%q) = %v, %v", typ.String(), got, ok)
+		}
+		if !IsDumpable(Tuple{typ}) {
+			t.Errorf("IsDumpable(%v) = false", typ)
+		}
+	}
+	if _, ok := TypeNamed("list"); ok {
+		t.Error("TypeNamed(list) found a type brine has no tag for")
+	}
+}
+
 func TestDumpRejectsReferenceTypes(t *testing.T) {
-	for _, v := range []any{[]any{1}, map[string]any{}, struct{}{}, Tuple{1, []int{2}}} {
+	for _, v := range []any{[]any{1}, map[string]any{}, struct{}{}, Tuple{1, []int{2}}, Type{}} {
 		_, err := Dump(v)
 		var ute *UnsupportedTypeError
 		if !errors.As(err, &ute) {
@@ -213,9 +241,11 @@ func TestLoadRejectsMalformedAndOversized(t *testing.T) {
 }
 
 func FuzzLoad(f *testing.F) {
-	for _, vec := range loadGolden(f).Vectors {
-		b, _ := hex.DecodeString(vec.Hex)
-		f.Add(b)
+	for _, name := range goldenFiles {
+		for _, vec := range loadGolden(f, name).Vectors {
+			b, _ := hex.DecodeString(vec.Hex)
+			f.Add(b)
+		}
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
 		v, err := Load(in)

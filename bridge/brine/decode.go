@@ -192,6 +192,9 @@ func (d *decoder) value(depth int) (any, error) {
 			return nil, err
 		}
 		return FrozenSet(t), nil
+	case tagNoneType, tagIntType, tagBoolType, tagFloatType, tagBytesType, tagStrType,
+		tagComplexType, tagNotImplementedType, tagEllipsisType:
+		return Type{tag}, nil
 	}
 	d.pos--
 	return nil, d.errorf("unknown tag 0x%02x", tag)

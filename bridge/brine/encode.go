@@ -80,6 +80,10 @@ func AppendDump(dst []byte, v any) ([]byte, error) {
 		return append(dst, tagEllipsis), nil
 	case notImplementedType:
 		return append(dst, tagNotImplemented), nil
+	case Type:
+		if v.Valid() {
+			return append(dst, v.tag), nil
+		}
 	}
 	return dst, &UnsupportedTypeError{Type: reflect.TypeOf(v)}
 }
@@ -163,6 +167,8 @@ func IsDumpable(v any) bool {
 			}
 		}
 		return true
+	case Type:
+		return v.Valid()
 	case FrozenSet:
 		return IsDumpable(Tuple(v))
 	case Slice:

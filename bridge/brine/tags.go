@@ -1,6 +1,7 @@
 package brine
 
-// Brine tags (rpyc/core/brine.py). 0x07 and 0x09 (Python 2's long) are unused.
+// Brine tags (rpyc/core/brine.py; the type tags are rpyc-ng's). 0x07 and 0x09
+// (Python 2's long) are unused.
 const (
 	tagNone           = 0x00
 	tagEmptyBytes     = 0x01
@@ -24,6 +25,17 @@ const (
 	tagSlice          = 0x19 // followed by a 3-tuple
 	tagFrozenSet      = 0x1a // followed by a tuple
 	tagComplex        = 0x1b
+
+	// rpyc-ng only: type objects (0x20..0xef stay small ints)
+	tagNoneType           = 0x1c
+	tagIntType            = 0x1d
+	tagBoolType           = 0x1e
+	tagFloatType          = 0x1f
+	tagBytesType          = 0xf0
+	tagStrType            = 0xf1
+	tagComplexType        = 0xf2
+	tagNotImplementedType = 0xf3 // rpyc-ng 7.0 dumps these two but cannot load them
+	tagEllipsisType       = 0xf4
 
 	// Small ints -48..159 are one byte: value + 0x50.
 	immIntMin    = -0x30

@@ -18,6 +18,8 @@ import "math/big"
 //	slice           Slice
 //	Ellipsis        Ellipsis
 //	NotImplemented  NotImplemented
+//	int, str, …     Type (rpyc-ng only: the type objects NoneType, int, bool,
+//	                float, bytes, str, complex, NotImplementedType, ellipsis)
 //
 // Encoding also accepts the other Go integer kinds (int, int32, uint64, …), float32,
 // complex64 and *big.Int of any size; it never accepts a value outside this set.
@@ -44,6 +46,55 @@ var Ellipsis any = ellipsisType{}
 
 // NotImplemented is Python's NotImplemented. Compare with ==.
 var NotImplemented any = notImplementedType{}
+
+// Type is one of the Python type objects rpyc-ng's brine carries by value (TypeInt,
+// TypeStr, …; rpyc 5.x and 6.x have no such tags and pass types by reference). Compare
+// with ==; the zero Type is no type and does not encode.
+type Type struct{ tag byte }
+
+// The type objects rpyc-ng's brine has tags for. rpyc-ng 7.0 dumps all nine but cannot
+// load the last two (NotImplementedType, ellipsis): never send those to it.
+var (
+	TypeNone           = Type{tagNoneType}
+	TypeInt            = Type{tagIntType}
+	TypeBool           = Type{tagBoolType}
+	TypeFloat          = Type{tagFloatType}
+	TypeBytes          = Type{tagBytesType}
+	TypeStr            = Type{tagStrType}
+	TypeComplex        = Type{tagComplexType}
+	TypeNotImplemented = Type{tagNotImplementedType}
+	TypeEllipsis       = Type{tagEllipsisType}
+)
+
+var typeNames = map[byte]string{
+	tagNoneType: "NoneType", tagIntType: "int", tagBoolType: "bool", tagFloatType: "float",
+	tagBytesType: "bytes", tagStrType: "str", tagComplexType: "complex",
+	tagNotImplementedType: "NotImplementedType", tagEllipsisType: "ellipsis",
+}
+
+// String is the type's Python name (type.__name__), e.g. "int", "NoneType".
+func (t Type) String() string {
+	if n, ok := typeNames[t.tag]; ok {
+		return n
+	}
+	return "<no type>"
+}
+
+// Valid reports whether t is one of the Type values above (not the zero Type).
+func (t Type) Valid() bool {
+	_, ok := typeNames[t.tag]
+	return ok
+}
+
+// TypeNamed returns the Type whose Python name is name.
+func TypeNamed(name string) (Type, bool) {
+	for tag, n := range typeNames {
+		if n == name {
+			return Type{tag}, true
+		}
+	}
+	return Type{}, false
+}
 
 var (
 	minInt64 = big.NewInt(-1 << 63)

@@ -24,6 +24,11 @@ var (
 	Dialect5 Dialect = dialect5{}
 	// Dialect6 is rpyc 6.x: one raw byte msg, then brine of (seq, body).
 	Dialect6 Dialect = dialect6{}
+	// DialectNG is rpyc-ng 7.x, a fork of rpyc 6: the same layout as Dialect6 (an ng
+	// client's first frame is byte for byte a 6.x client's), with its own protocol above
+	// it (id_packs of four items, handlers 21–23, brine tags for type objects), and
+	// payloads over 1024 bytes compressed at zlib's default level. SpotNG tells it apart.
+	DialectNG Dialect = dialectNG{}
 )
 
 // DialectError reports a payload that fits no known layout, or not the expected one.
@@ -116,6 +121,86 @@ func (d dialect6) ParseMessage(payload []byte, lim brine.Limits) (Message, error
 		return Message{}, &DialectError{Dialect: d.Name(), Msg: fmt.Sprintf("want (seq, body), got %T", v)}
 	}
 	return message(d, int64(payload[0]), t[0], t[1])
+}
+
+type dialectNG struct{ dialect6 }
+
+func (dialectNG) Name() string { return "rpyc-ng 7.x" }
+
+func (d dialectNG) ParseMessage(payload []byte, lim brine.Limits) (Message, error) {
+	m, err := d.dialect6.ParseMessage(payload, lim)
+	var de *DialectError
+	if errors.As(err, &de) && de.Dialect == (dialect6{}).Name() {
+		de.Dialect = d.Name()
+	}
+	return m, err
+}
+
+// compressionOf is how a dialect's senders compress.
+func compressionOf(d Dialect) *compression {
+	if d == DialectNG {
+		return &ngCompression
+	}
+	return &rpycCompression
+}
+
+// SpotNG tells an rpyc-ng peer from an rpyc 6.x one by a message it sent in the 6.x
+// layout, when the message shows it: ng is true for a REQUEST of a handler only ng has
+// (BOOL, SUBCLASSCHECK, TYPE: 21–23) and for an object named by an id_pack of four
+// items (ng's (name, class id, instance id, object type)), false for one of three (rpyc
+// 5.x/6.x); known is false when the message names no object (a PING, a GETROOT, a reply
+// of plain values). It looks at a REQUEST's first argument (as LOCAL_REF, or the plain
+// id_pack INSPECT, TYPE and ng's DEL take) and at a REPLY that is a REMOTE_REF.
+func SpotNG(m Message) (ng, known bool) {
+	body, ok := m.Body.(brine.Tuple)
+	if !ok || len(body) != 2 {
+		return false, false
+	}
+	switch m.Type {
+	case MsgReply: // (label, value)
+		if label, _ := body[0].(int64); Label(label) == LabelRemoteRef {
+			return idPackItems(body[1])
+		}
+	case MsgRequest: // (handler, (label, args))
+		handler, _ := body[0].(int64)
+		if handler >= int64(HandleBool) && handler <= int64(HandleType) {
+			return true, true
+		}
+		boxed, ok := body[1].(brine.Tuple)
+		if !ok || len(boxed) != 2 {
+			return false, false
+		}
+		args, ok := boxed[1].(brine.Tuple)
+		if !ok || len(args) == 0 {
+			return false, false
+		}
+		switch label, _ := boxed[0].(int64); Label(label) {
+		case LabelTuple: // each argument boxed
+			if first, ok := args[0].(brine.Tuple); ok && len(first) == 2 {
+				if l, _ := first[0].(int64); Label(l) == LabelLocalRef {
+					return idPackItems(first[1])
+				}
+			}
+		case LabelValue: // all arguments plain values
+			switch Handler(handler) {
+			case HandleInspect, HandleDel:
+				return idPackItems(args[0])
+			}
+		}
+	}
+	return false, false
+}
+
+// idPackItems: an id_pack of four items is ng's, of three rpyc's.
+func idPackItems(v any) (ng, known bool) {
+	t, ok := v.(brine.Tuple)
+	if !ok || len(t) < 3 || len(t) > 4 {
+		return false, false
+	}
+	if _, ok := t[0].(string); !ok {
+		return false, false
+	}
+	return len(t) == 4, true
 }
 
 func message(d Dialect, typ int64, seq, body any) (Message, error) {

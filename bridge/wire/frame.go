@@ -18,12 +18,24 @@ import (
 // Frame layout (rpyc/core/channel.py): a 4-byte big-endian payload length, a 1-byte
 // "compressed" flag, the payload, and one '\n' that rpyc adds so line-buffered pipes
 // flush. Payloads over CompressionThreshold bytes are zlib-compressed (level 1) when
-// compression is on; a receiver accepts both.
+// compression is on (rpyc-ng: over 1024 bytes, zlib's default level); a receiver
+// accepts both.
 const (
 	frameHeaderLen       = 5
 	CompressionThreshold = 3000
 	compressionLevel     = 1
 	flusher              = '\n'
+)
+
+// compression is which payloads a sender compresses, and how hard.
+type compression struct {
+	threshold int // payloads longer than this are compressed
+	writers   *sync.Pool
+}
+
+var (
+	rpycCompression = compression{CompressionThreshold, zwriterPool(compressionLevel)}
+	ngCompression   = compression{1024, zwriterPool(zlib.DefaultCompression)}
 )
 
 // Limits bound what a peer may send.
@@ -252,23 +264,33 @@ func inflate(payload []byte, max int, dst []byte) ([]byte, error) {
 	return out, nil
 }
 
-var zwriters = sync.Pool{New: func() any {
-	w, _ := zlib.NewWriterLevel(nil, compressionLevel)
-	return w
-}}
+func zwriterPool(level int) *sync.Pool {
+	return &sync.Pool{New: func() any {
+		w, _ := zlib.NewWriterLevel(nil, level)
+		return w
+	}}
+}
 
 // AppendFrame appends the frame carrying payload to dst, compressing it as rpyc does
 // when compress is set and the payload is over CompressionThreshold bytes.
 func AppendFrame(dst, payload []byte, compress bool) []byte {
-	if compress && len(payload) > CompressionThreshold {
+	if !compress {
+		return appendFrame(dst, payload, nil)
+	}
+	return appendFrame(dst, payload, &rpycCompression)
+}
+
+// appendFrame is AppendFrame with a dialect's compression (nil: none).
+func appendFrame(dst, payload []byte, c *compression) []byte {
+	if c != nil && len(payload) > c.threshold {
 		start := len(dst)
 		dst = append(dst, 0, 0, 0, 0, 1)
 		buf := bytes.NewBuffer(dst)
-		zw := zwriters.Get().(*zlib.Writer)
+		zw := c.writers.Get().(*zlib.Writer)
 		zw.Reset(buf)
 		zw.Write(payload)
 		zw.Close()
-		zwriters.Put(zw)
+		c.writers.Put(zw)
 		dst = buf.Bytes()
 		binary.BigEndian.PutUint32(dst[start:], uint32(len(dst)-start-frameHeaderLen))
 		return append(dst, flusher)

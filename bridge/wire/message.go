@@ -1,5 +1,5 @@
-// Package wire is RPyC's transport layer: frames, the two message layouts (dialects) of
-// rpyc 5.x and 6.x, and the constants every RPyC peer shares.
+// Package wire is RPyC's transport layer: frames, the message layouts (dialects) of
+// rpyc 5.x, 6.x and rpyc-ng 7.x, and the constants every RPyC peer shares.
 //
 // A MessageStream carries whole RPyC messages whose bodies are values of the brine value
 // model (package brine). Over a socket to an rpyc peer the stream frames and brine-encodes
@@ -54,11 +54,15 @@ const (
 	HandleOldSlicing    Handler = 18
 	HandleCtxExit       Handler = 19
 	HandleInstanceCheck Handler = 20
+	// rpyc-ng only (it never sends CALLATTR, and its peer does not serve it)
+	HandleBool          Handler = 21
+	HandleSubclassCheck Handler = 22
+	HandleType          Handler = 23
 )
 
 var handlerNames = [...]string{"", "PING", "CLOSE", "GETROOT", "GETATTR", "DELATTR", "SETATTR",
 	"CALL", "CALLATTR", "REPR", "STR", "CMP", "HASH", "DIR", "PICKLE", "DEL", "INSPECT",
-	"BUFFITER", "OLDSLICING", "CTXEXIT", "INSTANCECHECK"}
+	"BUFFITER", "OLDSLICING", "CTXEXIT", "INSTANCECHECK", "BOOL", "SUBCLASSCHECK", "TYPE"}
 
 func (h Handler) String() string {
 	if h > 0 && int(h) < len(handlerNames) {

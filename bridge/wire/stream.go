@@ -30,6 +30,10 @@ type FrameStream struct {
 	assumed bool // settled by a write, before the peer spoke
 	assume  Dialect
 	hold    time.Duration
+	// A detected 6.x layout may be rpyc-ng's (SpotNG): spotting until the peer's
+	// messages tell; ng is set once they show it (read by writers for compression).
+	spotting bool
+	ng       atomic.Bool
 
 	// requests written and not answered yet: while there are any, reads ask the
 	// connection to acknowledge at once (QuickAck)
@@ -91,10 +95,14 @@ func (fs *FrameStream) settleDialect(d Dialect, assumed bool) Dialect {
 	return fs.dialect
 }
 
-// Dialect is the stream's message layout, nil while it is not settled.
+// Dialect is the stream's message layout, nil while it is not settled. A peer detected
+// as rpyc 6.x becomes DialectNG once its messages show it is rpyc-ng (SpotNG).
 func (fs *FrameStream) Dialect() Dialect {
 	select {
 	case <-fs.known:
+		if fs.ng.Load() {
+			return DialectNG
+		}
 		return fs.dialect
 	default:
 		return nil
@@ -133,6 +141,12 @@ func (fs *FrameStream) ReadMessage() (Message, error) {
 		}
 	}
 	m, err := d.ParseMessage(payload, fs.lim.Value)
+	if err == nil && fs.spotting {
+		if ng, known := SpotNG(m); known {
+			fs.spotting = false
+			fs.ng.Store(ng)
+		}
+	}
 	if fs.obs != nil {
 		fs.observeRead(m, err)
 	}
@@ -167,6 +181,7 @@ func (fs *FrameStream) detect(payload []byte) (Dialect, error) {
 			"the peer spoke %s after %s had been written to it", seen.Name(), d.Name()), Err: ErrDialectMismatch}
 	}
 	fs.assumed = false
+	fs.spotting = d == Dialect6
 	return d, nil
 }
 
@@ -211,7 +226,14 @@ func (fs *FrameStream) WriteMessage(m Message) error {
 	if err != nil {
 		return fmt.Errorf("encode %v %d: %w", m.Type, m.Seq, err)
 	}
-	frame := AppendFrame(fs.wframe[:0], payload, fs.compress)
+	var c *compression
+	if fs.compress {
+		if fs.ng.Load() {
+			d = DialectNG
+		}
+		c = compressionOf(d)
+	}
+	frame := appendFrame(fs.wframe[:0], payload, c)
 	_, err = fs.rwc.Write(frame)
 	if err == nil && fs.obs != nil {
 		fs.obs.Sent(m.Type, m.Seq, len(frame))

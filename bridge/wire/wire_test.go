@@ -30,10 +30,12 @@ func venvPython(t testing.TB, venv string) string {
 	return p
 }
 
-var dialects = map[string]Dialect{"5": Dialect5, "6": Dialect6}
-var venvOf = map[string]string{"5": "rpyc5", "6": "rpyc6"}
+var dialects = map[string]Dialect{"5": Dialect5, "6": Dialect6, "ng": DialectNG}
+var venvOf = map[string]string{"5": "rpyc5", "6": "rpyc6", "ng": "rpycng"}
 
-// A real rpyc client's first frame tells its dialect, and parses as its GETROOT request.
+// A real rpyc client's first frame tells its layout, and parses as its GETROOT request.
+// rpyc-ng's is a 6.x client's; the request it sends after the GETROOT reply (an id_pack
+// of four items in that reply suits every version) tells it apart.
 func TestDetectRealClients(t *testing.T) {
 	for v, want := range dialects {
 		t.Run("rpyc"+v, func(t *testing.T) {
@@ -60,8 +62,12 @@ func TestDetectRealClients(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer fs.Close()
-			if fs.Dialect() != want {
-				t.Fatalf("detected %s, want %s", fs.Dialect().Name(), want.Name())
+			layout := want
+			if want == DialectNG {
+				layout = Dialect6
+			}
+			if fs.Dialect() != layout {
+				t.Fatalf("detected %s, want %s", fs.Dialect().Name(), layout.Name())
 			}
 			m, err := fs.ReadMessage()
 			if err != nil {
@@ -70,6 +76,16 @@ func TestDetectRealClients(t *testing.T) {
 			body, _ := m.Body.(brine.Tuple)
 			if m.Type != MsgRequest || len(body) != 2 || body[0] != int64(HandleGetRoot) {
 				t.Fatalf("first message %+v, want a GETROOT request", m)
+			}
+			root := brine.Tuple{int64(LabelRemoteRef), brine.Tuple{"rpyc.core.service.SlaveService", int64(1), int64(2), int64(3)}}
+			if err := fs.WriteMessage(Message{Type: MsgReply, Seq: m.Seq, Body: root}); err != nil {
+				t.Fatal(err)
+			}
+			if m, err = fs.ReadMessage(); err != nil {
+				t.Fatal(err)
+			}
+			if fs.Dialect() != want {
+				t.Fatalf("after %+v: dialect %s, want %s", m, fs.Dialect().Name(), want.Name())
 			}
 		})
 	}
@@ -90,8 +106,16 @@ func TestFramesAgainstRpycChannel(t *testing.T) {
 		{Type: MsgException, Seq: 3, Body: brine.Tuple{brine.Tuple{"builtins", "ValueError"}, brine.Tuple{"bad"}, brine.Tuple{}, "tb"}},
 		{Type: MsgRequest, Seq: 4, Body: brine.Tuple{int64(HandleCall), brine.Tuple{int64(LabelValue), brine.Tuple{big}}}},
 	}
+	ngOnly := []Message{ // rpyc-ng's brine carries a few type objects by value
+		{Type: MsgReply, Seq: 5, Body: brine.Tuple{int64(LabelValue), brine.Tuple{brine.TypeInt, brine.TypeStr, brine.TypeNone, brine.TypeComplex}}},
+		{Type: MsgReply, Seq: 6, Body: brine.Tuple{int64(LabelValue), brine.Tuple{bytes.Repeat([]byte("ab"), 600)}}}, // compressed by ng only
+	}
 	for v, d := range dialects {
 		t.Run("rpyc"+v, func(t *testing.T) {
+			messages := messages
+			if d == DialectNG {
+				messages = append(messages, ngOnly...)
+			}
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
 			cmd := exec.CommandContext(ctx, venvPython(t, venvOf[v]), "testdata/rpyc_echo_frames.py", v)
@@ -117,6 +141,84 @@ func TestFramesAgainstRpycChannel(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// rpyc-ng compresses payloads over 1024 bytes (rpyc 5.x/6.x: over 3000), and a stream
+// detected as 6.x takes ng's policy once the peer shows it is ng.
+func TestNGCompression(t *testing.T) {
+	m := Message{Type: MsgReply, Seq: 1, Body: brine.Tuple{int64(LabelValue), bytes.Repeat([]byte("x"), 2000)}}
+	flag := func(fs *FrameStream, buf *bytes.Buffer) byte {
+		buf.Reset()
+		if err := fs.WriteMessage(m); err != nil {
+			t.Fatal(err)
+		}
+		return buf.Bytes()[4]
+	}
+	for _, c := range []struct {
+		d    Dialect
+		want byte
+	}{{Dialect6, 0}, {DialectNG, 1}} {
+		var buf bytes.Buffer
+		if got := flag(NewFrameStream(pipeRWC{&buf, nopCloser{&buf}}, c.d, DefaultLimits()), &buf); got != c.want {
+			t.Errorf("%s: compressed flag %d, want %d", c.d.Name(), got, c.want)
+		}
+	}
+
+	var in, out bytes.Buffer
+	fs := DetectFrameStream(pipeRWC{&in, nopCloser{&out}}, DefaultLimits(), Dialect6, time.Second)
+	getroot := Message{Type: MsgRequest, Seq: 0, Body: brine.Tuple{int64(HandleGetRoot), brine.Tuple{int64(LabelValue), brine.Tuple{}}}}
+	typeReq := Message{Type: MsgRequest, Seq: 1, Body: brine.Tuple{int64(HandleType), brine.Tuple{int64(LabelValue), brine.Tuple{brine.Tuple{"m.C", int64(1), int64(2), int64(3)}}}}}
+	for _, req := range []Message{getroot, typeReq} {
+		p, _ := Dialect6.AppendMessage(nil, req)
+		in.Write(AppendFrame(nil, p, true))
+	}
+	if _, err := fs.ReadMessage(); err != nil {
+		t.Fatal(err)
+	}
+	if fs.Dialect() != Dialect6 || flag(fs, &out) != 0 {
+		t.Fatalf("after GETROOT: %s", fs.Dialect().Name())
+	}
+	if _, err := fs.ReadMessage(); err != nil {
+		t.Fatal(err)
+	}
+	if fs.Dialect() != DialectNG || flag(fs, &out) != 1 {
+		t.Fatalf("after TYPE: %s", fs.Dialect().Name())
+	}
+}
+
+func TestSpotNG(t *testing.T) {
+	ref3 := brine.Tuple{"m.C", int64(1), int64(2)}
+	ref4 := brine.Tuple{"m.C", int64(1), int64(2), int64(3)}
+	req := func(h Handler, label Label, args ...any) Message {
+		return Message{Type: MsgRequest, Body: brine.Tuple{int64(h), brine.Tuple{int64(label), brine.Tuple(args)}}}
+	}
+	local := func(ref brine.Tuple) brine.Tuple { return brine.Tuple{int64(LabelLocalRef), ref} }
+	for _, c := range []struct {
+		name      string
+		m         Message
+		ng, known bool
+	}{
+		{"getroot", req(HandleGetRoot, LabelValue), false, false},
+		{"ping", req(HandlePing, LabelValue, "abc"), false, false},
+		{"bool", req(HandleBool, LabelTuple, local(ref4)), true, true},
+		{"type", req(HandleType, LabelValue, ref4), true, true},
+		{"subclasscheck", req(HandleSubclassCheck, LabelTuple, local(ref4), brine.Tuple{int64(LabelValue), ref4}), true, true},
+		{"getattr 6", req(HandleGetAttr, LabelTuple, local(ref3), brine.Tuple{int64(LabelValue), "x"}), false, true},
+		{"getattr ng", req(HandleGetAttr, LabelTuple, local(ref4), brine.Tuple{int64(LabelValue), "x"}), true, true},
+		{"inspect 6", req(HandleInspect, LabelValue, ref3), false, true},
+		{"inspect ng", req(HandleInspect, LabelValue, ref4), true, true},
+		{"del 6", req(HandleDel, LabelTuple, local(ref3), brine.Tuple{int64(LabelValue), int64(1)}), false, true},
+		{"del ng", req(HandleDel, LabelValue, ref4, int64(1)), true, true},
+		{"call plain", req(HandleCall, LabelValue, ref4), false, false},
+		{"reply ref 6", Message{Type: MsgReply, Body: brine.Tuple{int64(LabelRemoteRef), ref3}}, false, true},
+		{"reply ref ng", Message{Type: MsgReply, Body: brine.Tuple{int64(LabelRemoteRef), ref4}}, true, true},
+		{"reply value", Message{Type: MsgReply, Body: brine.Tuple{int64(LabelValue), ref4}}, false, false},
+		{"exception", Message{Type: MsgException, Body: int64(1)}, false, false},
+	} {
+		if ng, known := SpotNG(c.m); ng != c.ng || known != c.known {
+			t.Errorf("%s: SpotNG = %v, %v; want %v, %v", c.name, ng, known, c.ng, c.known)
+		}
 	}
 }
 

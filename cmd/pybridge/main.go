@@ -173,7 +173,7 @@ What to serve:
 	fs.StringVar(&f.python, "python", "python3", "worker interpreter; nothing needs to be installed in it")
 	fs.IntVar(&f.workers, "workers", 1, "worker processes (spawned isolations)")
 	fs.StringVar(&f.isolation, "isolation", "auto", "auto, embedded (Python inside this process), shared (connections spread over --workers processes) or connection (a worker process per connection); auto is embedded when the interpreter has a shared library and --workers is 1, else shared")
-	fs.StringVar(&f.rpycVersion, "rpyc-version", "auto", "client message layout: auto (detected per connection), 5 or 6")
+	fs.StringVar(&f.rpycVersion, "rpyc-version", "auto", "client protocol: auto (detected per connection), 5, 6 or ng (rpyc-ng 7.x)")
 	fs.DurationVar(&f.pingInterval, "ping-interval", 10*time.Second, "how often spawned workers are pinged (0 or less: never)")
 	fs.DurationVar(&f.pingTimeout, "ping-timeout", 10*time.Second, "a ping unanswered this long fails")
 	fs.IntVar(&f.pingFailures, "ping-failures", 3, "failed pings in a row, with the worker using no CPU meanwhile, that make it count as hung: it is killed and replaced (a worker busy in C code is never killed)")
@@ -357,8 +357,10 @@ func run(f *serveFlags, log *slog.Logger) error {
 		dialect = wire.Dialect5
 	case "6":
 		dialect = wire.Dialect6
+	case "ng", "7":
+		dialect = wire.DialectNG
 	default:
-		return fmt.Errorf("--rpyc-version %q: want auto, 5 or 6", f.rpycVersion)
+		return fmt.Errorf("--rpyc-version %q: want auto, 5, 6 or ng", f.rpycVersion)
 	}
 
 	// the interpreter, and the service, are checked before anything listens
@@ -455,7 +457,7 @@ func run(f *serveFlags, log *slog.Logger) error {
 	if f.service != "" {
 		what = "service " + f.service
 	}
-	dialects := "rpyc 5.x and 6.x (detected per connection)"
+	dialects := "rpyc 5.x, 6.x and rpyc-ng 7.x (detected per connection)"
 	if dialect != nil {
 		dialects = dialect.Name()
 	}

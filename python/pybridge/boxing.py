@@ -1,21 +1,25 @@
 """Boxing: how values cross the wire. Immutable simple values go by value (label VALUE),
 tuples holding anything else item by item (TUPLE), the receiver's own objects by their
 id_pack (LOCAL_REF), and everything else by reference (REMOTE_REF), which the receiver
-turns into a proxy."""
+turns into a proxy. To an rpyc-ng peer a few type objects go by value too
+(conn.value_types)."""
 from .consts import LABEL_LOCAL_REF, LABEL_REMOTE_REF, LABEL_TUPLE, LABEL_VALUE
 
 _simple = frozenset([type(None), int, bool, float, bytes, str, complex, type(NotImplemented), type(Ellipsis)])
 
 
-def dumpable(obj):
-    """rpyc's brine.dumpable: can obj travel by value?"""
+def dumpable(obj, types=frozenset()):
+    """rpyc's brine.dumpable: can obj travel by value? types: the type objects that can
+    (rpyc-ng's brine has tags for some)."""
     t = type(obj)
     if t in _simple:
         return True
     if t is tuple or t is frozenset:
-        return all(dumpable(x) for x in obj)
+        return all(dumpable(x, types) for x in obj)
     if t is slice:
-        return dumpable(obj.start) and dumpable(obj.stop) and dumpable(obj.step)
+        return dumpable(obj.start, types) and dumpable(obj.stop, types) and dumpable(obj.step, types)
+    if t is type:
+        return obj in types
     return False
 
 
@@ -32,10 +36,12 @@ def box(conn, obj):
     if t in _simple:
         return (LABEL_VALUE, obj)
     if t is tuple:
-        if dumpable(obj):
+        if dumpable(obj, conn.value_types):
             return (LABEL_VALUE, obj)
         return (LABEL_TUPLE, tuple(box(conn, x) for x in obj))
-    if (t is frozenset or t is slice) and dumpable(obj):
+    if (t is frozenset or t is slice) and dumpable(obj, conn.value_types):
+        return (LABEL_VALUE, obj)
+    if t is type and obj in conn.value_types:
         return (LABEL_VALUE, obj)
     if t is ByValue:
         return (LABEL_VALUE, obj.data)

@@ -9,6 +9,11 @@ import os
 import struct
 
 EXT_BIGINT, EXT_COMPLEX, EXT_FROZENSET, EXT_SLICE, EXT_ELLIPSIS, EXT_NOTIMPLEMENTED, EXT_LIST = 1, 2, 3, 4, 5, 6, 7
+EXT_TYPE = 8  # a type object rpyc-ng's brine carries by value: its name
+
+# the type objects that have a brine tag in rpyc-ng (extension 8)
+TYPE_OBJECTS = {t.__name__: t for t in (type(None), int, bool, float, bytes, str, complex,
+                                        type(NotImplemented), type(Ellipsis))}
 
 _COMPLEX = struct.Struct(">dd")
 LENGTH = struct.Struct(">I")
@@ -38,6 +43,8 @@ if _msgpack is not None:
             return ExtType(EXT_ELLIPSIS, b"")
         if obj is NotImplemented:
             return ExtType(EXT_NOTIMPLEMENTED, b"")
+        if t is type and TYPE_OBJECTS.get(obj.__name__) is obj:
+            return ExtType(EXT_TYPE, obj.__name__.encode("ascii"))
         raise TypeError(f"cannot encode {t.__name__} for the worker protocol")
 
     def _ext_hook(code, data):
@@ -76,6 +83,8 @@ def decode_ext(code, data):
         return NotImplemented
     if code == EXT_LIST:
         return list(unpackb(data))
+    if code == EXT_TYPE:
+        return TYPE_OBJECTS[data.decode("ascii")]
     raise ValueError(f"unknown msgpack extension type {code}")
 
 

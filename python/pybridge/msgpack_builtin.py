@@ -34,6 +34,10 @@ _d = struct.Struct(">d").pack
 _COMPLEX = struct.Struct(">dd").pack
 
 
+# type objects rpyc-ng's brine carries by value (extension 8: the type's name)
+_TYPE_OBJECTS = frozenset([type(None), int, bool, float, bytes, str, complex, type(NotImplemented), type(Ellipsis)])
+
+
 def packb(obj):
     out = []
     _pack(obj, out.append)
@@ -147,6 +151,8 @@ def _pack(o, w):
         _pack_ext(5, b"", w)
     elif o is NotImplemented:
         _pack_ext(6, b"", w)
+    elif t is type and o in _TYPE_OBJECTS:
+        _pack_ext(8, o.__name__.encode("ascii"), w)
     else:
         raise TypeError(f"cannot encode {t.__name__} for the worker protocol")
 

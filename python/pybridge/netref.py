@@ -90,7 +90,7 @@ class BaseNetref:
         return syncreq(self, consts.HANDLE_STR)
 
     def __exit__(self, exc, typ, tb):
-        return syncreq(self, consts.HANDLE_CTXEXIT, exc)
+        return _conn(self).ctxexit_request(self, exc, typ, tb)
 
     def __reduce_ex__(self, proto):
         return pickle.loads, (syncreq(self, consts.HANDLE_PICKLE, proto),)

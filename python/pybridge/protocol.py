@@ -22,7 +22,7 @@ import time
 import weakref
 from collections import deque
 
-from . import consts, vinegar
+from . import consts, ng, vinegar
 from .boxing import ByValue, box, unbox
 from .codec import by_value
 from .handlers import CLASSIC_CONFIG, DEFAULT_CONFIG, Handlers
@@ -31,6 +31,8 @@ from .objects import ObjectTable
 
 _getattribute = object.__getattribute__
 _MSG_REQUEST, _MSG_REPLY, _MSG_EXCEPTION = consts.MSG_REQUEST, consts.MSG_REPLY, consts.MSG_EXCEPTION
+# what OPEN's dialect says of rpyc-ng: yes, no, or (None) learn it from the peer (pybridge.ng)
+_NG_OF_DIALECT = {"ng": True, "5": False, "6": False, "go": False}
 
 
 class Connection(Handlers):
@@ -41,6 +43,9 @@ class Connection(Handlers):
         self.peer = peer
         self.dialect = dialect
         self.conn_id = conn_id
+        # rpyc-ng (pybridge.ng): True, False, or None until the peer's messages tell
+        self.ng = None
+        self.value_types = frozenset()  # type objects that go by value
         self._config = dict(DEFAULT_CONFIG)
         if mode in ("classic", "go"):
             self._config.update(CLASSIC_CONFIG)
@@ -63,6 +68,17 @@ class Connection(Handlers):
         self._remote_root = None
         self.closed = False  # no more messages either way
         self._finished = False
+        self._learn_ng(_NG_OF_DIALECT.get(dialect))
+
+    def _learn_ng(self, is_ng):
+        """Settles the dialect: rpyc-ng's handlers and by-value types, or rpyc 5.x/6.x's."""
+        if is_ng is None:
+            return
+        self.ng = is_ng
+        if is_ng:
+            self.HANDLERS = ng.HANDLERS
+            self.value_types = ng.VALUE_TYPES
+            self.dialect = "ng"
 
     # ---- life cycle -------------------------------------------------------------
 
@@ -161,6 +177,8 @@ class Connection(Handlers):
         if msg is None:
             return False
         kind, seq, body = msg
+        if self.ng is None:
+            self._learn_ng(ng.spot(kind, body))
         if kind == _MSG_REQUEST:
             self._serve_request(seq, body)
         else:
@@ -276,8 +294,11 @@ class Connection(Handlers):
             seq = next(self._seq)
             with self._cond:
                 self._ignored.add(seq)
-            self._transport.send(_MSG_REQUEST, seq, (consts.HANDLE_DEL, (consts.LABEL_TUPLE, (
-                (consts.LABEL_LOCAL_REF, id_pack), (consts.LABEL_VALUE, count)))))
+            if len(id_pack) == 4:  # rpyc-ng's DEL names the object by its plain id_pack
+                args = (consts.LABEL_VALUE, (id_pack, count))
+            else:
+                args = (consts.LABEL_TUPLE, ((consts.LABEL_LOCAL_REF, id_pack), (consts.LABEL_VALUE, count)))
+            self._transport.send(_MSG_REQUEST, seq, (consts.HANDLE_DEL, args))
 
     def _try_send_dels(self):
         """Sends queued DELs unless another send (maybe this very thread's, interrupted
@@ -293,6 +314,10 @@ class Connection(Handlers):
     def sync_request(self, handler, *args):
         if self.closed:
             raise EOFError("connection closed")
+        if handler == consts.HANDLE_CALLATTR and self.ng:
+            # rpyc-ng serves no CALLATTR: its client gets the attribute, then calls it
+            obj, name, call_args, kwargs = (args + ((),))[:4]
+            return self.sync_request(consts.HANDLE_CALL, self.sync_request(consts.HANDLE_GETATTR, obj, name), call_args, kwargs)
         seq = next(self._seq)
         self._send(_MSG_REQUEST, seq, (handler, box(self, args)))
         kind, body = self._wait_reply(seq, self._config.get("sync_request_timeout"))
@@ -309,6 +334,13 @@ class Connection(Handlers):
             self._ignored.add(seq)
         self._send(_MSG_REQUEST, seq, (handler, box(self, args)))
 
+    def ctxexit_request(self, proxy, typ, val, tb):
+        """A proxy's __exit__: rpyc 5.x/6.x's CTXEXIT carries the first argument of
+        __exit__ (the exception's class), rpyc-ng's the exception as a vinegar tuple."""
+        if self.ng:
+            return self.sync_request(consts.HANDLE_CTXEXIT, proxy, ng.exit_body(self, typ, val, tb))
+        return self.sync_request(consts.HANDLE_CTXEXIT, proxy, typ)
+
     def ping(self, data=b"pybridge"):
         if self.sync_request(consts.HANDLE_PING, data) != data:
             raise ValueError("echo mismatch")
@@ -323,8 +355,12 @@ class Connection(Handlers):
 
     def export(self, obj):
         """How obj is named to the peer when it travels by reference: its id_pack, and
-        the object table keeps it for the peer."""
-        return self.objects.add(obj)
+        the object table keeps it for the peer. Four items unless the peer is known to
+        be rpyc 5.x/6.x: rpyc-ng needs the fourth, the others read three."""
+        id_pack = self.objects.add(obj)
+        if self.ng is False:
+            return id_pack
+        return ng.id_pack(obj, id_pack)
 
     def local_object(self, id_pack):
         """The object of this side a LOCAL_REF names."""
@@ -384,7 +420,7 @@ class Connection(Handlers):
         self.release(id_pack, n)
 
     def _netref_class(self, id_pack):
-        name_pack, class_id, instance_id = id_pack
+        name_pack, class_id, instance_id = id_pack[0], id_pack[1], id_pack[2]
         cls = builtin_classes.get(name_pack)
         if cls is not None and instance_id != 0:
             return cls

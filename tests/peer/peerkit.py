@@ -40,10 +40,10 @@ class FakeTransport:
 class FakePeer:
     """Stands in for the peer: records what the connection sends, answers nothing."""
 
-    def __init__(self, mode="classic", config=None):
+    def __init__(self, mode="classic", config=None, dialect=None):
         self.transport = FakeTransport()
         self.sent = self.transport.sent
-        self.conn = Connection(self.transport, mode=mode, config=config)
+        self.conn = Connection(self.transport, mode=mode, config=config, dialect=dialect)
         threading.Thread(target=self.conn.serve_all, daemon=True).start()
         self.seq = 1000
 

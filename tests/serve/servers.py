@@ -18,6 +18,15 @@ VENVS = REPO / ".venv"
 HERE = Path(__file__).resolve().parent
 
 
+def client_internal(conn, name):
+    """An rpyc client Connection's internal attribute (local_objects, channel, …): rpyc
+    5.x/6.x spell it _name, rpyc-ng made it private (_Connection__name)."""
+    try:
+        return getattr(conn, "_" + name)
+    except AttributeError:
+        return getattr(conn, "_Connection__" + name)
+
+
 def venv_python(name):
     return str(VENVS / name / "bin" / "python")
 

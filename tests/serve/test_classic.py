@@ -10,6 +10,8 @@ import pytest
 import rpyc
 from rpyc.utils.classic import obtain, deliver, teleport_function
 
+from servers import client_internal
+
 
 def test_modules_attribute_and_item(conn):
     assert conn.modules.math.sqrt(2) == math.sqrt(2)
@@ -213,15 +215,15 @@ def test_client_object_table_drains(conn):
     conn.execute("held = []")
     keep = conn.eval("lambda f: held.append(f) or f(1)")
     assert keep(callback) == 2
-    assert len(conn._local_objects._dict) > 0
+    assert len(client_internal(conn, "local_objects")._dict) > 0
     conn.execute("held.clear(); import gc; gc.collect()")
     conn.ping()  # DEL is async: a round trip after it has been sent
     deadline = time.monotonic() + 10
-    while len(conn._local_objects._dict) and time.monotonic() < deadline:
+    while len(client_internal(conn, "local_objects")._dict) and time.monotonic() < deadline:
         gc.collect()
         conn.ping()
         time.sleep(0.05)
-    assert len(conn._local_objects._dict) == 0
+    assert len(client_internal(conn, "local_objects")._dict) == 0
 
 
 def test_remote_exceptions_carry_no_version_warning(conn):

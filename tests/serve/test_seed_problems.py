@@ -13,7 +13,7 @@ import time
 import pytest
 import rpyc
 
-from servers import ISOLATION, pybridge_args, pybridge_server, stock_server, venv_python
+from servers import ISOLATION, client_internal, pybridge_args, pybridge_server, stock_server, venv_python
 
 RPYC5 = rpyc.__version__.startswith("5")
 
@@ -166,10 +166,10 @@ def test_gc_churn_while_callbacks_cross(classic_server):
         assert list(errors) == []
         c.execute("churn = None; import gc; gc.collect()")
         deadline = time.monotonic() + 10
-        while len(c._local_objects._dict) and time.monotonic() < deadline:
+        while len(client_internal(c, "local_objects")._dict) and time.monotonic() < deadline:
             gc.collect()
             time.sleep(0.05)
-        assert len(c._local_objects._dict) == 0, "the server kept references to client objects"
+        assert len(client_internal(c, "local_objects")._dict) == 0, "the server kept references to client objects"
     finally:
         bg.stop()
         c.close()
@@ -177,7 +177,8 @@ def test_gc_churn_while_callbacks_cross(classic_server):
 
 STDIO_CLIENT = textwrap.dedent("""
     import subprocess, sys, rpyc
-    p = subprocess.Popen(sys.argv[1:], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    # unbuffered pipes: rpyc-ng's PipeStream loses the fds of buffered ones (detach())
+    p = subprocess.Popen(sys.argv[1:], stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
     c = rpyc.classic.connect_pipes(p.stdout, p.stdin)
     c._config["sync_request_timeout"] = 5
     c.execute("import os; os.system('echo from a child'); os.write(1, b'raw bytes on fd 1')")

@@ -17,8 +17,9 @@ HOSTED_NOISE = (
 
 def test_stdio_mode_survives_fd_level_writes():
     # worker output is logged at level info, on stderr
+    # unbuffered pipes: rpyc-ng's PipeStream loses the fds of buffered ones (detach())
     proc = subprocess.Popen(pybridge_args("--classic", "--mode", "stdio", "--log-level", "info"),
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0)
     try:
         c = rpyc.classic.connect_pipes(proc.stdout, proc.stdin)
         c.execute(HOSTED_NOISE)

@@ -1,7 +1,7 @@
 """Reads rpyc frames from stdin with rpyc's own Channel, decodes each message with rpyc's
-own brine in the dialect given as argv[1] ("5" or "6"), re-encodes it exactly as that
+own brine in the dialect given as argv[1] ("5", "6" or "ng"), re-encodes it exactly as that
 rpyc version's Connection._send does, and sends it back on stdout (rpyc compresses
-payloads over 3000 bytes). Ends at EOF."""
+payloads over 3000 bytes, rpyc-ng over 1024). Ends at EOF."""
 import sys
 
 from rpyc.core import brine

@@ -144,6 +144,11 @@ func (e *Encoder) object(v any, depth int) (Object, error) {
 	case brine.NotImplemented:
 		return Object{C.pb_new_ref(C.pb_NotImplemented)}, nil
 	}
+	if t, ok := v.(brine.Type); ok {
+		if p := typeObject(t); p != nil {
+			return Object{C.pb_new_ref(p)}, nil
+		}
+	}
 	if e.Fallback != nil {
 		return e.Fallback(v)
 	}
@@ -186,13 +191,52 @@ func (e *Encoder) sequence(items []any, depth int, list bool) (Object, error) {
 	return newRef(C.pb_tuple_from(n, &ps[0]))
 }
 
+// typeObject is the Python type object a brine.Type names (borrowed), nil for none.
+func typeObject(t brine.Type) *C.PyObject {
+	var p unsafe.Pointer
+	switch t {
+	case brine.TypeNone:
+		p = C.pb_type(C.pb_None)
+	case brine.TypeInt:
+		p = C.pb_LongType
+	case brine.TypeBool:
+		p = C.pb_BoolType
+	case brine.TypeFloat:
+		p = C.pb_FloatType
+	case brine.TypeBytes:
+		p = C.pb_BytesType
+	case brine.TypeStr:
+		p = C.pb_UnicodeType
+	case brine.TypeComplex:
+		p = C.pb_ComplexType
+	case brine.TypeNotImplemented:
+		p = C.pb_type(C.pb_NotImplemented)
+	case brine.TypeEllipsis:
+		p = C.pb_type(C.pb_Ellipsis)
+	}
+	return (*C.PyObject)(p)
+}
+
+// brineType is the brine.Type of a Python type object, if brine has a tag for it.
+func brineType(p *C.PyObject) (brine.Type, bool) {
+	for _, t := range []brine.Type{brine.TypeInt, brine.TypeStr, brine.TypeBool, brine.TypeFloat,
+		brine.TypeBytes, brine.TypeNone, brine.TypeComplex, brine.TypeNotImplemented, brine.TypeEllipsis} {
+		if typeObject(t) == p {
+			return t, true
+		}
+	}
+	return brine.Type{}, false
+}
+
 // Decoder converts Python objects to Go values: the exact types of brine's value set
 // (bool, int, float, complex, str, bytes, tuple, frozenset, slice, None, Ellipsis,
-// NotImplemented) to the brine value model; with Lists, list and dict to []any and
-// map[any]any (set to brine.FrozenSet). Fallback, when set, converts anything else
+// NotImplemented) to the brine value model; with Types, the type objects rpyc-ng's
+// brine has tags for (int, str, …) to brine.Type; with Lists, list and dict to []any
+// and map[any]any (set to brine.FrozenSet). Fallback, when set, converts anything else
 // (the GIL held); without it other objects are an error.
 type Decoder struct {
 	Lists    bool
+	Types    bool
 	Fallback func(o Object) (any, error)
 }
 
@@ -254,6 +298,11 @@ func (d *Decoder) value(p *C.PyObject, depth int) (any, error) {
 		return brine.Ellipsis, nil
 	case C.pb_NotImplemented:
 		return brine.NotImplemented, nil
+	}
+	if d.Types {
+		if typ, ok := brineType(p); ok {
+			return typ, nil
+		}
 	}
 	if d.Lists {
 		switch t {

@@ -99,6 +99,45 @@ func TestValuesRoundTrip(t *testing.T) {
 	}
 }
 
+// rpyc-ng's brine carries a few type objects by value: with Types they convert both
+// ways; without it a type object is no value (it travels by reference).
+func TestTypeObjects(t *testing.T) {
+	start(t)
+	Enter()
+	defer Leave()
+	o := eval(t, "(int, str, bytes, bool, float, complex, type(None), type(NotImplemented), type(...))")
+	defer o.DecRef()
+	if _, err := (&Decoder{}).Value(o); err == nil {
+		t.Fatal("a type object converted without Types")
+	}
+	want := brine.Tuple{brine.TypeInt, brine.TypeStr, brine.TypeBytes, brine.TypeBool, brine.TypeFloat,
+		brine.TypeComplex, brine.TypeNone, brine.TypeNotImplemented, brine.TypeEllipsis}
+	got, err := (&Decoder{Types: true}).Value(o)
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Fatalf("Value = %#v, %v; want %#v", got, err, want)
+	}
+	back, err := (&Encoder{}).Object(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer back.DecRef()
+	same := eval(t, "lambda a, b: a == b")
+	defer same.DecRef()
+	r, err := same.Call([]Object{o, back}, Object{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.DecRef()
+	if v, _ := (&Decoder{}).Value(r); v != true {
+		t.Fatalf("the type objects came back as other objects")
+	}
+	l := eval(t, "list")
+	defer l.DecRef()
+	if _, err := (&Decoder{Types: true}).Value(l); err == nil {
+		t.Fatal("list (no brine tag) converted")
+	}
+}
+
 func TestListsAndDictsByValue(t *testing.T) {
 	start(t)
 	Enter()

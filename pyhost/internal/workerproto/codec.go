@@ -97,6 +97,7 @@ const (
 	extEllipsis       int8 = 5
 	extNotImplemented int8 = 6
 	extList           int8 = 7
+	extType           int8 = 8 // a type object rpyc-ng's brine carries (brine.Type): its name
 )
 
 // CodecError reports a frame or value the worker codec cannot carry.

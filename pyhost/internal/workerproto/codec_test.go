@@ -83,6 +83,9 @@ func vectors() []vector {
 		{name: "slice-neg", py: "slice(None, -1, None)", goVal: brine.Slice{Stop: int64(-1)}},
 		{name: "ellipsis", py: "Ellipsis", goVal: brine.Ellipsis},
 		{name: "notimplemented", py: "NotImplemented", goVal: brine.NotImplemented},
+		{name: "type-int", py: "int", goVal: brine.TypeInt},
+		{name: "type-none", py: "type(None)", goVal: brine.TypeNone},
+		{name: "types", py: "(str, bytes, bool, float, complex, type(NotImplemented), type(Ellipsis))", goVal: brine.Tuple{brine.TypeStr, brine.TypeBytes, brine.TypeBool, brine.TypeFloat, brine.TypeComplex, brine.TypeNotImplemented, brine.TypeEllipsis}},
 		{name: "list-empty", py: "[]", goVal: []any{}},
 		{name: "list", py: "[1, [2, (3,)], 'x']", goVal: []any{int64(1), []any{int64(2), brine.Tuple{int64(3)}}, "x"}},
 		{name: "list-of-sets", py: "[frozenset({1}), frozenset()]", goVal: []any{brine.FrozenSet{int64(1)}, brine.FrozenSet{}}},
@@ -401,6 +404,7 @@ func TestCodecRefuses(t *testing.T) {
 		"slice two":          "940102" + "03" + "d50492c0c0",
 		"dict tuple key":     "940102" + "03" + "81" + "9101" + "02",
 		"ellipsis payload":   "940102" + "03" + "d40500",
+		"type unknown":       "940102" + "03" + "c70408" + "6c697374",
 		"kind too big":       "94cd010002" + "03" + "c0",
 	}
 	for name, h := range bad {

@@ -258,6 +258,8 @@ func hashable(k any) bool {
 		return true
 	case brine.Slice:
 		return hashable(k.Start) && hashable(k.Stop) && hashable(k.Step)
+	case brine.Type:
+		return true
 	}
 	return k == brine.Ellipsis || k == brine.NotImplemented
 }
@@ -310,6 +312,19 @@ func (d *decoder) ext(depth int) (any, error) {
 			return brine.Ellipsis, nil
 		}
 		return brine.NotImplemented, nil
+	case extType:
+		if n > 32 {
+			return nil, decodeErr("type name of %d bytes", n)
+		}
+		b := make([]byte, n)
+		if err := d.dec.ReadFull(b); err != nil {
+			return nil, decodeErr("%v", err)
+		}
+		t, ok := brine.TypeNamed(string(b))
+		if !ok {
+			return nil, decodeErr("no brine tag for type %q", b)
+		}
+		return t, nil
 	}
 	return nil, decodeErr("unknown extension type %d", id)
 }

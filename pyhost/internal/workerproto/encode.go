@@ -131,6 +131,16 @@ func (e *encoder) value(v any, depth int) error {
 		return e.nested(extFrozenSet, []any(v), depth)
 	case brine.Slice:
 		return e.nested(extSlice, []any{v.Start, v.Stop, v.Step}, depth)
+	case brine.Type:
+		if !v.Valid() {
+			return encodeErr("the zero brine.Type is no type")
+		}
+		name := v.String()
+		if err := e.enc.EncodeExtHeader(extType, len(name)); err != nil {
+			return err
+		}
+		_, err := e.buf.WriteString(name)
+		return err
 	case []any:
 		return e.nested(extList, v, depth)
 	case map[string]any:

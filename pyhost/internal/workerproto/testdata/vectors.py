@@ -39,7 +39,12 @@ def conv(v):
         return msgpack.ExtType(5, b"")
     if v is NotImplemented:
         return msgpack.ExtType(6, b"")
+    if t is type:
+        return msgpack.ExtType(8, v.__name__.encode("ascii"))
     raise TypeError(t)
+
+
+TYPES = {t.__name__: t for t in (type(None), int, bool, float, bytes, str, complex, type(NotImplemented), type(Ellipsis))}
 
 
 def pack(v):
@@ -61,6 +66,8 @@ def ext_hook(code, data):
         return NotImplemented
     if code == 7:
         return list(unpack(data))
+    if code == 8:
+        return TYPES[data.decode("ascii")]
     raise ValueError("unknown ext %d" % code)
 
 
