@@ -12,7 +12,8 @@ import rpyc
 
 from servers import free_port, pybridge_server, venv_python
 
-MINE = "6.x" if rpyc.__version__.startswith("6") else "5.x"
+# the frame layout: rpyc-ng (7.x) clients use 6.x's, and are counted under it
+MINE = "5.x" if rpyc.__version__.startswith("5") else "6.x"
 OTHER = "5.x" if MINE == "6.x" else "6.x"
 OTHER_VENV = {"5.x": "rpyc5", "6.x": "rpyc6"}[OTHER]
 
