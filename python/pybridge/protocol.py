@@ -61,6 +61,7 @@ class Connection(Handlers):
         self._local_root = None
         self._service = None
         self._remote_root = None
+        self._last_traceback = None  # of the last request that failed (rpyc.classic.pm reads it)
         self.closed = False  # no more messages either way
         self._finished = False
 
@@ -102,6 +103,7 @@ class Connection(Handlers):
             raise ValueError(f"unknown mode {self.mode!r}")
 
     def _cleanup(self):
+        self._last_traceback = None
         self.objects.clear()
         with self._proxy_lock:
             self._proxies = {}  # the weakrefs go with it: no callbacks, no DELs
@@ -236,6 +238,7 @@ class Connection(Handlers):
                 return
             self._reply(seq, _MSG_REPLY, box(self, result))
         except (KeyboardInterrupt, SystemExit, Exception):
+            self._last_traceback = sys.exc_info()[2]
             self._reply_exception(seq)
 
     def _reply(self, seq, kind, body):
