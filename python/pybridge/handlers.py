@@ -41,6 +41,16 @@ DEFAULT_CONFIG = dict(
     propagate_KeyboardInterrupt_locally=True,
     allow_pickle=False,
     sync_request_timeout=30,
+    # read by hosted code as on rpyc's server; per connection, Connection fills in connid
+    # ("conn<n>"), endpoints ((local address, client address), as socket names) and logger
+    log_exceptions=True,
+    connid=None,
+    credentials=None,
+    endpoints=None,
+    logger=None,
+    before_closed=None,
+    close_catchall=False,
+    bind_threads=False,
 )
 
 CLASSIC_CONFIG = dict(

@@ -11,7 +11,7 @@ import pytest
 import rpyc
 from rpyc.utils.classic import deliver, teleport_function
 
-from servers import PYBRIDGE, VENVS, pybridge_server, stock_server
+from servers import HERE, PYBRIDGE, VENVS, Server, free_port, pybridge_args, pybridge_server, stock_server
 
 
 class Widget:
@@ -234,3 +234,60 @@ def test_oneshot_prints_its_address_like_rpyc_classic():
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+# ---- hosted code's view of its connection ---------------------------------------------
+
+STOCK_SERVICE = """
+import sys
+sys.path.insert(0, sys.argv[2])
+from rpyc.utils.server import ThreadedServer
+from conformance_service import ConformanceService
+ThreadedServer(ConformanceService, hostname="127.0.0.1", port=int(sys.argv[1])).start()
+"""
+
+
+@pytest.fixture(scope="module", params=["pybridge", "rpyc"])
+def service_target(request):
+    port = free_port()
+    if request.param == "rpyc":
+        srv = Server([sys.executable, "-c", STOCK_SERVICE, str(port), str(HERE)], port)
+    else:
+        srv = Server(pybridge_args("--service", "conformance_service:ConformanceService", "--port", str(port)),
+                     port, cwd=str(HERE))
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def sconn(service_target):
+    c = rpyc.connect("127.0.0.1", service_target.port)
+    yield c
+    c.close()
+
+
+def test_connection_config_hosted_code_reads(sconn):
+    connid, endpoints, credentials, has_logger, log_exceptions = sconn.root.connection_info()
+    sock = sconn._channel.stream.sock
+    assert connid.startswith("conn")
+    assert endpoints == (sock.getpeername(), sock.getsockname())
+    assert credentials is None and has_logger and log_exceptions is True
+
+
+def test_hosted_code_calls_the_client_asynchronously(sconn):
+    calls = []
+
+    def double(x):
+        calls.append(x)
+        return x * 2
+
+    assert sconn.root.call_async(double, 21) == (True, False, 42, (42,))
+    assert sconn.root.call_timed(double, 5) == 10
+    assert calls == [21, 5]
+
+    def fail():
+        raise KeyError("nope")
+
+    assert sconn.root.call_async_failing(fail) == (True, "KeyError")
+    expired, error = sconn.root.expiring(lambda: 1)
+    assert expired is True and error is not None
