@@ -5,7 +5,21 @@ from . import rpyc_compat
 
 
 class ClassicRoot:
-    """getmodule, eval, execute, namespace, getconn: the classic root rpyc.classic uses."""
+    """getmodule, eval, execute, namespace, getconn: the classic root rpyc.classic uses,
+    named as rpyc_classic's SlaveService is ("SLAVE")."""
+
+    ALIASES = ("SLAVE",)
+
+    @classmethod
+    def get_service_aliases(cls):
+        return cls.ALIASES
+
+    @classmethod
+    def get_service_name(cls):
+        return cls.ALIASES[0]
+
+    exposed_get_service_aliases = get_service_aliases
+    exposed_get_service_name = get_service_name
 
     def __init__(self, conn):
         self._conn = conn

@@ -86,6 +86,10 @@ class Connection(Handlers):
         self.closed = False  # no more messages either way
         self._finished = False
 
+    def __repr__(self):
+        state = " closed" if self.closed else ""
+        return f"<{type(self).__module__}.{type(self).__name__} {self._config['connid']!r}{state} object at 0x{id(self):08x}>"
+
     # ---- life cycle -------------------------------------------------------------
 
     def serve_all(self):

@@ -154,6 +154,12 @@ def test_exception_in_with_block_of_remote_context_manager(tconn):
     assert list(tconn.namespace["log"]) == ["enter", "exit"]
 
 
+def test_classic_root_is_named_like_rpyc_classics(tconn):
+    assert tconn.root.get_service_name() == "SLAVE"
+    assert tuple(tconn.root.get_service_aliases()) == ("SLAVE",)
+    assert tconn.root.getmodule(("os", "path")).join("a", "b") == "a/b"
+
+
 # ---- the server's connection object, as hosted code and rpyc.classic.pm read it ------
 
 def test_last_traceback_of_the_servers_connection(tconn):
@@ -163,6 +169,21 @@ def test_last_traceback_of_the_servers_connection(tconn):
     tb = tconn.root.getconn()._last_traceback
     names = tconn.eval("lambda tb: [f.name for f in __import__('traceback').extract_tb(tb)]")(tb)
     assert "explode" in list(names)
+    assert repr(tconn.root.getconn()).startswith("<") and "'conn" in repr(tconn.root.getconn())
+
+
+def test_remote_version_is_the_servers_running_rpyc(tconn):
+    tconn.execute("import rpyc.version\nsaved = rpyc.version.__version__")
+    try:
+        with pytest.raises(ZeroDivisionError) as ei:
+            tconn.eval("1 / 0")
+        assert ei.value._remote_version == tconn.eval("saved")
+        tconn.execute("rpyc.version.__version__ = saved + '.post1'")
+        with pytest.raises(ZeroDivisionError) as ei:
+            tconn.eval("1 / 0")
+        assert ei.value._remote_version == tconn.eval("saved") + ".post1"
+    finally:
+        tconn.execute("rpyc.version.__version__ = saved")
 
 
 # ---- teleport_function and deliver ---------------------------------------------------
