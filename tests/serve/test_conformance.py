@@ -196,6 +196,10 @@ def uses_global():
     return BASE + 1  # noqa: F821 (the teleported function's globals have it)
 
 
+def squares(n):
+    return [(lambda v: v * v)(i) for i in range(n)]  # nested code objects travel too
+
+
 def where():
     import os
     return os.getpid()
@@ -204,6 +208,7 @@ def where():
 def test_teleport_and_deliver_without_rpyc_in_the_worker(bare):
     f = teleport_function(bare, scaled)
     assert f(2) == 7 and f(2, 10, offset=0) == 20
+    assert tuple(teleport_function(bare, squares)(4)) == (0, 1, 4, 9)
     assert teleport_function(bare, where)() == bare.modules.os.getpid() != os.getpid()
     bare.namespace["BASE"] = 41
     assert teleport_function(bare, uses_global)() == 42
