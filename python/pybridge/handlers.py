@@ -211,10 +211,10 @@ class Handlers:
             pass
         else:
             return isinstance(other, obj)
-        # an object of another connection: judged by its class's name, as rpyc does
+        # an object of another connection: judged by its class's name when that is a
+        # builtin type, as rpyc does (the probe's __class__ is that type: nothing is
+        # asked of the peer about an object it did not get from here), else False
         cls = builtin_classes.get(other_id_pack[0])
-        if cls is None:
-            cls = self._netref_classes.get((other_id_pack[0], other_id_pack[1], 0))
         if cls is None:
             return False
         other = cls(self, other_id_pack)  # a probe, not in the cache: releases nothing

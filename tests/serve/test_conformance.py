@@ -106,6 +106,18 @@ def test_remote_exception_is_instance_of_remote_base_class(tconn):
     assert not isinstance(b.Exception, b.Exception)  # a class is not an instance of itself
 
 
+def test_remote_instance_check_across_connections(target):
+    a = rpyc.classic.connect("127.0.0.1", target.port)
+    b = rpyc.classic.connect("127.0.0.1", target.port)
+    try:
+        assert isinstance(a.builtins.Exception(), b.builtins.BaseException)
+        assert not isinstance(a.builtins.Exception(), b.builtins.RuntimeError)
+        assert isinstance(a.builtins.list([1]), b.builtins.object)
+    finally:
+        a.close()
+        b.close()
+
+
 def test_remote_instance_check_beyond_rpycs_builtin_list():
     """rpyc answers these False (it judges by name, and only for its list of builtin
     types); pybridge asks the object itself."""
