@@ -72,6 +72,7 @@ type OpenOptions struct {
 	Service string         // "module:Attr", mode "service" only
 	Config  map[string]any // rpyc protocol_config keys
 	Peer    string         // "host:port" of the client, informational
+	Local   string         // "host:port" (or a socket path) the client connected to, informational
 	Dialect string         // "5", "6", "ng" (rpyc-ng) or "go"; defaults to "go" in mode "go"; "" lets the peer learn 6 or ng from the client
 }
 
@@ -87,6 +88,9 @@ func openBody(opts OpenOptions) map[string]any {
 	}
 	if opts.Peer != "" {
 		body["peer"] = opts.Peer
+	}
+	if opts.Local != "" {
+		body["local"] = opts.Local
 	}
 	if opts.Dialect == "" && opts.Mode == "go" {
 		opts.Dialect = "go"

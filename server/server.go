@@ -66,8 +66,8 @@ type Config struct {
 	Embedded *pyhost.Embedded
 	// TLS, when set, is the TLS server configuration every accepted connection uses.
 	TLS *tls.Config
-	// Open says what each connection serves (Mode, Service, Config); Peer and Dialect
-	// are filled in per connection.
+	// Open says what each connection serves (Mode, Service, Config); Peer, Local and
+	// Dialect are filled in per connection.
 	Open pyhost.OpenOptions
 	// Dialect forces one message layout for every client; nil detects it per
 	// connection from the first frame.
@@ -251,6 +251,9 @@ func temporaryAcceptError(err error) bool {
 func (s *Server) ServeConn(ctx context.Context, c io.ReadWriteCloser, peer string) error {
 	opts := s.cfg.Open
 	opts.Peer = peer
+	if nc, ok := c.(interface{ LocalAddr() net.Addr }); ok {
+		opts.Local = nc.LocalAddr().String() // conn._config["endpoints"] in hosted code
+	}
 	if s.cfg.Dialect != nil {
 		opts.Dialect = DialectVersion(s.cfg.Dialect)
 	}

@@ -18,6 +18,7 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -190,7 +191,7 @@ What to serve:
 	fs.DurationVar(&f.registryEvery, "registry-interval", registry.ReregisterInterval, "how often the registration is renewed (rpyc's servers: 60s); keep it under the registry's pruning timeout")
 	fs.StringVar(&f.metricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://`host:port`/metrics")
 	fs.BoolVar(&f.pprof, "pprof", false, "also serve Go's profiles under /debug/pprof/ on the --metrics-addr listener")
-	if err := fs.Parse(args); err != nil {
+	if err := fs.Parse(splitShortValues(args)); err != nil {
 		return nil, err
 	}
 	if fs.NArg() > 0 {
@@ -284,6 +285,26 @@ What to serve:
 		}
 	}
 	return f, nil
+}
+
+// splitShortValues turns rpyc_classic's attached short-flag values (-p0, -p18812,
+// -moneshot) into the two arguments the flag package reads; long flags that begin with
+// the same letter (-python, -ping-timeout, -mode) are left alone.
+func splitShortValues(args []string) []string {
+	out := make([]string, 0, len(args))
+	for i, a := range args {
+		switch {
+		case a == "--":
+			return append(out, args[i:]...)
+		case len(a) > 2 && strings.HasPrefix(a, "-p") && strings.Trim(a[2:], "0123456789") == "":
+			out = append(out, "-p", a[2:])
+		case len(a) > 2 && strings.HasPrefix(a, "-m") && slices.Contains([]string{"threaded", "forking", "oneshot", "stdio"}, a[2:]):
+			out = append(out, "-m", a[2:])
+		default:
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 func serve(args []string) int {
@@ -483,6 +504,10 @@ func run(f *serveFlags, log *slog.Logger) error {
 		addr += " (TLS)"
 	}
 	log.Info("serving", "what", what, "addr", addr, "isolation", isolation, "python", interp, "dialects", dialects)
+	if tcp, ok := ln.Addr().(*net.TCPAddr); ok && f.mode == "oneshot" {
+		// as rpyc_classic --mode oneshot announces itself (scripts that pass -p0 read the port)
+		fmt.Printf("rpyc-oneshot\n%s\t%d\n", tcp.IP, tcp.Port)
+	}
 	var once sync.Once
 	shuttingDown := func() {
 		once.Do(func() { log.Info("shutting down: no new connections", "grace", f.shutdownGrace) })

@@ -25,7 +25,7 @@ class GoTransport:
 def serve(recv, send, close, opts):
     conn = Connection(GoTransport(recv, send, close), mode=opts.get("mode", "classic"),
                       service=opts.get("service"), config=opts.get("config"), peer=opts.get("peer"),
-                      dialect=opts.get("dialect"))
+                      dialect=opts.get("dialect"), local=opts.get("local"))
     conn.serve_all()
 
 

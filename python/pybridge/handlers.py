@@ -41,6 +41,16 @@ DEFAULT_CONFIG = dict(
     propagate_KeyboardInterrupt_locally=True,
     allow_pickle=False,
     sync_request_timeout=30,
+    # read by hosted code as on rpyc's server; per connection, Connection fills in connid
+    # ("conn<n>"), endpoints ((local address, client address), as socket names) and logger
+    log_exceptions=True,
+    connid=None,
+    credentials=None,
+    endpoints=None,
+    logger=None,
+    before_closed=None,
+    close_catchall=False,
+    bind_threads=False,
 )
 
 CLASSIC_CONFIG = dict(
@@ -177,17 +187,34 @@ class Handlers:
             return self._handle_getattr(obj, fallback)(start, stop, *args)
 
     def _handle_ctxexit(self, obj, exc):
+        # as rpyc: the exception is raised here and __exit__ gets what that raised; a
+        # proxy of the peer's exception cannot be raised, so __exit__ sees a TypeError
+        # (and a context manager that re-raises it lets the peer raise its own)
         if exc:
-            typ, tb = type(exc), getattr(exc, "__traceback__", None)
+            try:
+                raise exc
+            except Exception:
+                typ, exc, tb = sys.exc_info()
         else:
             exc = typ = tb = None
-        return self._handle_getattr(obj, "__exit__")(typ, exc, tb)
+        try:
+            return self._handle_getattr(obj, "__exit__")(typ, exc, tb)
+        finally:
+            exc = tb = None  # no cycle through this frame
 
     def _handle_instancecheck(self, obj, other_id_pack):
         other_id_pack = tuple(other_id_pack)
+        try:
+            # the peer asks about its proxy of one of this side's objects: ask the object
+            other = self.objects.get(other_id_pack)
+        except KeyError:
+            pass
+        else:
+            return isinstance(other, obj)
+        # an object of another connection: judged by its class's name when that is a
+        # builtin type, as rpyc does (the probe's __class__ is that type: nothing is
+        # asked of the peer about an object it did not get from here), else False
         cls = builtin_classes.get(other_id_pack[0])
-        if cls is None:
-            cls = self._netref_classes.get((other_id_pack[0], other_id_pack[1], 0))
         if cls is None:
             return False
         other = cls(self, other_id_pack)  # a probe, not in the cache: releases nothing

@@ -23,6 +23,7 @@ import weakref
 from collections import deque
 
 from . import consts, ng, vinegar
+from .async_result import AsyncResult
 from .boxing import ByValue, box, unbox
 from .codec import by_value
 from .handlers import CLASSIC_CONFIG, DEFAULT_CONFIG, Handlers
@@ -35,8 +36,23 @@ _MSG_REQUEST, _MSG_REPLY, _MSG_EXCEPTION = consts.MSG_REQUEST, consts.MSG_REPLY,
 _NG_OF_DIALECT = {"ng": True, "5": False, "6": False, "go": False}
 
 
+_connids = itertools.count(1)
+
+
+def _sockname(addr):
+    """A Go address string as Python's socket.getsockname() spells it: (host, port),
+    (host, port, 0, 0) for IPv6, a Unix socket's path as it is."""
+    host, sep, port = addr.rpartition(":")
+    if not sep or not port.isdigit():
+        return addr
+    if host.startswith("[") and host.endswith("]"):
+        return (host[1:-1], int(port), 0, 0)
+    return (host, int(port))
+
+
 class Connection(Handlers):
-    def __init__(self, transport, mode="classic", service=None, config=None, peer=None, dialect=None, conn_id=0):
+    def __init__(self, transport, mode="classic", service=None, config=None, peer=None, dialect=None, conn_id=0,
+                 local=None):
         self._transport = transport
         self.mode = mode
         self.service_spec = service
@@ -50,6 +66,10 @@ class Connection(Handlers):
         if mode in ("classic", "go"):
             self._config.update(CLASSIC_CONFIG)
         self._config.update(config or {})
+        if self._config["connid"] is None:
+            self._config["connid"] = f"conn{next(_connids)}"
+        if self._config["endpoints"] is None and local and peer:
+            self._config["endpoints"] = (_sockname(local), _sockname(peer))
         self.objects = ObjectTable()
         self._proxies = {}  # id_pack -> (weakref to the proxy, [receptions])
         # re-entrant: a proxy may die (its weakref callback runs) in a thread holding it
@@ -62,10 +82,12 @@ class Connection(Handlers):
         self._waiters = 0
         self._replies = {}
         self._ignored = set()  # seqs of requests whose replies nobody waits for
+        self._async_results = {}  # seq -> AsyncResult of async_request
         self._dels = deque()
         self._local_root = None
         self._service = None
         self._remote_root = None
+        self._last_traceback = None  # of the last request that failed (rpyc.classic.pm reads it)
         self.closed = False  # no more messages either way
         self._finished = False
         self._learn_ng(_NG_OF_DIALECT.get(dialect))
@@ -79,6 +101,10 @@ class Connection(Handlers):
             self.HANDLERS = ng.HANDLERS
             self.value_types = ng.VALUE_TYPES
             self.dialect = "ng"
+
+    def __repr__(self):
+        state = " closed" if self.closed else ""
+        return f"<{type(self).__module__}.{type(self).__name__} {self._config['connid']!r}{state} object at 0x{id(self):08x}>"
 
     # ---- life cycle -------------------------------------------------------------
 
@@ -116,8 +142,27 @@ class Connection(Handlers):
                 on_connect(self)
         else:
             raise ValueError(f"unknown mode {self.mode!r}")
+        if self._config["logger"] is None:
+            self._config["logger"] = self._logger()
+
+    def _logger(self):
+        """The logger rpyc's server would hand the connection: "<service name>/<port>"."""
+        import logging
+        name = "SLAVE"
+        get_name = getattr(self._service, "get_service_name", None)
+        if callable(get_name):
+            try:
+                name = get_name()
+            except Exception:
+                name = type(self._service).__name__
+        endpoints = self._config["endpoints"]
+        port = endpoints[0][1] if endpoints and type(endpoints[0]) is tuple else None
+        return logging.getLogger(name if port is None else f"{name}/{port}")
 
     def _cleanup(self):
+        self._last_traceback = None
+        with self._cond:
+            self._async_results.clear()  # never to be answered; waiters see closed
         self.objects.clear()
         with self._proxy_lock:
             self._proxies = {}  # the weakrefs go with it: no callbacks, no DELs
@@ -187,6 +232,11 @@ class Connection(Handlers):
 
     def _route_reply(self, kind, seq, body):
         with self._cond:
+            result = self._async_results.pop(seq, None)
+        if result is not None:
+            self._deliver_async(result, kind, body)
+            return
+        with self._cond:
             if seq not in self._ignored:
                 self._replies[seq] = (kind, body)
                 if self._waiters:
@@ -200,6 +250,62 @@ class Connection(Handlers):
                 unbox(self, body)
             except Exception:
                 pass
+
+    def _deliver_async(self, result, kind, body):
+        try:
+            if kind == _MSG_REPLY:
+                result._deliver(False, unbox(self, body))
+            else:
+                result._deliver(True, vinegar.load(body, self._config["import_custom_exceptions"],
+                                                   self._config["instantiate_custom_exceptions"]))
+        except Exception as e:
+            if not result._is_ready:
+                result._deliver(True, e)
+        finally:
+            with self._cond:
+                self._cond.notify_all()  # a thread may wait for it in _wait_until
+
+    def _wait_until(self, done, deadline):
+        """Serves the connection, or waits while another thread does, until done() or
+        time.monotonic() passes deadline (None: no limit). For AsyncResult.wait."""
+        cond = self._cond
+        while not done():
+            if self.closed:
+                raise EOFError("connection closed")
+            remaining = None
+            if deadline is not None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return
+            if self._recvlock.acquire(False):
+                if done():
+                    self._recvlock.release()
+                    return
+                self._read_locked(remaining)
+                continue
+            with cond:
+                self._waiters += 1
+                try:
+                    if not done() and not self.closed and self._recvlock.locked():
+                        cond.wait(remaining)
+                finally:
+                    self._waiters -= 1
+
+    def poll(self, timeout=0):
+        """rpyc's poll: serves one message if one comes within timeout (seconds); True
+        when one did."""
+        return self.serve(timeout)
+
+    def poll_all(self, timeout=0):
+        """rpyc's poll_all: serves messages until none comes within timeout; True when
+        any was served."""
+        served = False
+        try:
+            while self.poll(timeout):
+                served = True
+        except EOFError:
+            pass
+        return served
 
     def _wait_reply(self, seq, timeout):
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -254,6 +360,7 @@ class Connection(Handlers):
                 return
             self._reply(seq, _MSG_REPLY, box(self, result))
         except (KeyboardInterrupt, SystemExit, Exception):
+            self._last_traceback = sys.exc_info()[2]
             self._reply_exception(seq)
 
     def _reply(self, seq, kind, body):
@@ -325,14 +432,24 @@ class Connection(Handlers):
             return unbox(self, body)
         raise vinegar.load(body, self._config["import_custom_exceptions"], self._config["instantiate_custom_exceptions"])
 
-    def async_request(self, handler, *args):
-        """Sends a request whose reply nobody waits for."""
+    def async_request(self, handler, *args, timeout=None):
+        """Sends a request without waiting for its reply: returns an AsyncResult (rpyc's
+        interface: ready, value, wait(), add_callback(), set_expiry()) the reply goes to."""
         if self.closed:
             raise EOFError("connection closed")
         seq = next(self._seq)
+        result = AsyncResult(self)
+        if timeout is not None:
+            result.set_expiry(timeout)
         with self._cond:
-            self._ignored.add(seq)
-        self._send(_MSG_REQUEST, seq, (handler, box(self, args)))
+            self._async_results[seq] = result
+        try:
+            self._send(_MSG_REQUEST, seq, (handler, box(self, args)))
+        except BaseException:
+            with self._cond:
+                self._async_results.pop(seq, None)
+            raise
+        return result
 
     def ctxexit_request(self, proxy, typ, val, tb):
         """A proxy's __exit__: rpyc 5.x/6.x's CTXEXIT carries the first argument of

@@ -8,6 +8,7 @@ str() of the exception ends with the remote traceback, as rpyc shows it.
 """
 import builtins
 import importlib
+import sys
 import traceback
 
 from . import consts
@@ -25,6 +26,14 @@ def _rpyc_version():
 
 
 VERSION = _rpyc_version()
+
+
+def _current_version():
+    """rpyc's own __version__ once rpyc is imported here (what rpyc's server reports, even
+    when it differs from the installed distribution's), else VERSION."""
+    module = sys.modules.get("rpyc.version")
+    version = getattr(module, "__version__", None)
+    return version if type(version) is str else VERSION
 _derived = {}
 
 
@@ -57,7 +66,7 @@ def dump(typ, val, tb, include_local_traceback=True, include_local_version=True)
             if callable(v) and not dumpable(v):
                 continue
             attrs.append((name, v if dumpable(v) else _safe_repr(v)))
-    attrs.append(("_remote_version", VERSION if include_local_version else "<version denied>"))
+    attrs.append(("_remote_version", _current_version() if include_local_version else "<version denied>"))
     return (typ.__module__, typ.__name__), tuple(args), tuple(attrs), tbtext
 
 

@@ -229,7 +229,7 @@ class Worker:
 def connection(transport, conn_id, opts):
     return Connection(transport, mode=opts.get("mode", "classic"), service=opts.get("service"),
                       config=opts.get("config"), peer=opts.get("peer"), dialect=opts.get("dialect"),
-                      conn_id=conn_id)
+                      conn_id=conn_id, local=opts.get("local"))
 
 
 def hello_body():
