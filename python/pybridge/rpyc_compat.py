@@ -115,11 +115,25 @@ def count_as_rpyc_netrefs(proxy_base):
 
 
 def _adopt(module, proxy_base):
-    """Gives rpyc's BaseNetref (only that class) a metaclass whose checks also accept
-    proxy_base's subclasses; every other answer is the metaclass's own."""
+    """Makes rpyc's BaseNetref (only that class) also accept proxy_base's subclasses in
+    isinstance/issubclass; every other answer is its metaclass's own.
+
+    rpyc 5.x/6.x: NetrefMetaclass leaves both checks to type, so BaseNetref gets a
+    subclass of it that adds the proxies. rpyc-ng 7.x: NetrefMetaclass defines both checks
+    (calling super(type(self), self), which loops forever under a subclass) and tests
+    `type(x) is NetrefMetaclass` throughout, and every netref class it makes inherits
+    BaseNetref's metaclass: a subclass there would break rpyc itself. So there the
+    metaclass's own two checks are wrapped in place, answering for BaseNetref alone."""
     base = getattr(module, "BaseNetref", None)
+    if not isinstance(base, type):
+        return
     meta = type(base)
-    if not isinstance(base, type) or getattr(meta, "_pybridge_counts_proxies", False):
+    own = [name for name in ("__instancecheck__", "__subclasscheck__")
+           if any(name in vars(k) for k in meta.__mro__ if k is not type and k is not object)]
+    if own:
+        _wrap_checks(meta, base, proxy_base)
+        return
+    if getattr(meta, "_pybridge_counts_proxies", False):
         return
 
     class Meta(meta):
@@ -141,6 +155,33 @@ def _adopt(module, proxy_base):
         base.__class__ = Meta
     except TypeError:
         pass  # a BaseNetref of another shape: leave it as it is
+
+
+def _wrap_checks(meta, base, proxy_base):
+    """Wraps meta's own __instancecheck__/__subclasscheck__ in place (once): for base, a
+    pybridge proxy (class) counts first, without asking the proxy anything; every other
+    call is the original's, with `self` still of type meta."""
+    inst_check, sub_check = meta.__instancecheck__, meta.__subclasscheck__
+    if getattr(inst_check, "_pybridge_counts_proxies", False):
+        return
+
+    def __instancecheck__(cls, inst):
+        if cls is base and issubclass(type(inst), proxy_base):
+            return True
+        return inst_check(cls, inst)
+
+    def __subclasscheck__(cls, sub):
+        if cls is base and isinstance(sub, type) and issubclass(sub, proxy_base):
+            return True
+        return sub_check(cls, sub)
+
+    for wrapper, original in ((__instancecheck__, inst_check), (__subclasscheck__, sub_check)):
+        wrapper.__qualname__ = f"{meta.__qualname__}.{wrapper.__name__}"
+        wrapper.__module__ = meta.__module__
+        wrapper.__doc__ = getattr(original, "__doc__", None)
+        wrapper.__wrapped__ = original
+        wrapper._pybridge_counts_proxies = True
+        setattr(meta, wrapper.__name__, wrapper)
 
 
 class _NetrefImportWatcher:

@@ -3,14 +3,18 @@ code and client helpers rely on. Each behaviour is checked against `pybridge ser
 where the test says so, against rpyc's own server (rpyc_classic's SlaveService) with the
 same client code, so the expectation is rpyc's and not ours."""
 import os
+import socket
 import subprocess
 import sys
 import venv
 
 import pytest
 import rpyc
+from rpyc.core import consts
+from rpyc.core.netref import syncreq
 from rpyc.utils.classic import deliver, teleport_function
 
+from conftest import RPYC_NG
 from servers import HERE, PYBRIDGE, VENVS, Server, free_port, pybridge_args, pybridge_server, stock_server
 
 
@@ -67,9 +71,19 @@ def bare(bare_server):
     c.close()
 
 
+def reference_differs_under_ng(request, reason):
+    """rpyc-ng's own server (the [rpyc] reference when the client is rpyc-ng) departs from
+    rpyc 5.x/6.x here: that variant is expected to fail (strictly), pybridge's is not."""
+    if RPYC_NG and request.node.callspec.params.get("target") == "rpyc":
+        request.node.add_marker(pytest.mark.xfail(reason=f"rpyc-ng 7's own server: {reason}", strict=True))
+
+
 # ---- isinstance across the connection ------------------------------------------------
 
-def test_client_class_as_second_argument_of_isinstance_on_the_server(tconn):
+def test_client_class_as_second_argument_of_isinstance_on_the_server(tconn, request):
+    reference_differs_under_ng(request, "NetrefMetaclass.__instancecheck__ on a proxy of a client class "
+                                        "reads self.__dict__['__class__'].instance, which is None there "
+                                        "(AttributeError)")
     check = tconn.eval("lambda obj, cls: isinstance(obj, cls)")
     assert check(Widget(), Widget) is True           # both the client's: same class
     assert check(Widget(), Gadget) is False
@@ -130,9 +144,27 @@ def test_remote_instance_check_beyond_rpycs_builtin_list():
             assert isinstance(c.modules.json.JSONDecodeError("m", "doc", 0), b.ValueError)
             c.execute("class Base(Exception): pass\nclass Derived(Base): pass")
             assert isinstance(c.namespace["Derived"](), c.namespace["Base"])
-            assert not isinstance(c.namespace["Base"](), c.namespace["Derived"])
         finally:
             c.close()
+
+
+@pytest.mark.xfail(RPYC_NG, strict=True,
+                   reason="rpyc-ng 7's client answers isinstance(proxy, proxy of a user class) on its own, "
+                          "sending no request, from a __class__ it resolves wrongly: True against its own "
+                          "server as well (the server's answer is checked in the next test)")
+def test_remote_instance_of_a_base_class_is_no_instance_of_a_derived_one(tconn):
+    tconn.execute("class Base(Exception): pass\nclass Derived(Base): pass")
+    assert not isinstance(tconn.namespace["Base"](), tconn.namespace["Derived"])
+
+
+def test_servers_answer_to_the_instance_check_request(tconn, request):
+    """What the server answers to rpyc's INSTANCECHECK request itself, whatever the
+    client makes of it: an object of a base class is no instance of a derived class."""
+    tconn.execute("class Base(Exception): pass\nclass Derived(Base): pass")
+    base, derived = tconn.namespace["Base"], tconn.namespace["Derived"]
+    assert syncreq(derived, consts.HANDLE_INSTANCECHECK, base().____id_pack__) is False
+    if request.node.callspec.params["target"] == "pybridge":  # rpyc 5/6 answer False here too: see the test above this one's
+        assert syncreq(base, consts.HANDLE_INSTANCECHECK, derived().____id_pack__) is True
 
 
 # ---- context managers ----------------------------------------------------------------
@@ -174,7 +206,9 @@ def test_classic_root_is_named_like_rpyc_classics(tconn):
 
 # ---- the server's connection object, as hosted code and rpyc.classic.pm read it ------
 
-def test_last_traceback_of_the_servers_connection(tconn):
+def test_last_traceback_of_the_servers_connection(tconn, request):
+    reference_differs_under_ng(request, "its Connection keeps the last traceback in a private "
+                                        "__last_traceback, there is no _last_traceback")
     tconn.execute("def explode():\n    raise ValueError('kaboom')\n")
     with pytest.raises(ValueError):
         tconn.namespace["explode"]()
@@ -256,6 +290,20 @@ def test_teleport_with_client_globals_when_the_worker_has_rpyc(tconn):
     assert tconn.eval("lambda d: isinstance(d, __import__('rpyc').BaseNetref)")(tconn.eval("{}")) is False
 
 
+def test_hosted_code_uses_rpyc_itself_next_to_the_client_proxies(tconn):
+    """pybridge's proxies count as rpyc's BaseNetref (above) without changing how rpyc's
+    own netrefs behave in the same interpreter (rpyc-ng's metaclass included)."""
+    tconn.execute("import rpyc\nfrom rpyc.core.netref import BaseNetref\ninner = rpyc.classic.connect_thread()")
+    try:
+        tconn.execute("lst = inner.builtins.list([1, 2])")
+        assert tuple(tconn.eval("(BaseNetref.__name__, isinstance(lst, BaseNetref), isinstance(lst, inner.builtins.list),"
+                                " len(lst), isinstance([], BaseNetref), issubclass(type(lst), BaseNetref))")) == (
+            "BaseNetref", True, True, 2, False, True)
+        assert tconn.eval("lambda d: (isinstance(d, BaseNetref), issubclass(type(d), BaseNetref))")({}) == (True, True)
+    finally:
+        tconn.execute("del lst\ninner.close()")
+
+
 # ---- rpyc_classic --mode oneshot, as scripts drive it ---------------------------------
 
 def test_oneshot_prints_its_address_like_rpyc_classic():
@@ -306,9 +354,10 @@ def sconn(service_target):
 
 def test_connection_config_hosted_code_reads(sconn):
     connid, endpoints, credentials, has_logger, log_exceptions = sconn.root.connection_info()
-    sock = sconn._channel.stream.sock
+    with socket.socket(fileno=os.dup(sconn.fileno())) as sock:  # the client's socket (rpyc-ng hides _channel)
+        mine = (sock.getpeername(), sock.getsockname())
     assert connid.startswith("conn")
-    assert endpoints == (sock.getpeername(), sock.getsockname())
+    assert endpoints == mine
     assert credentials is None and has_logger and log_exceptions is True
 
 
