@@ -207,8 +207,16 @@ class Connection(Handlers):
 
     def _read_locked(self, timeout):
         """serve() for a thread that holds the receive lock; releases it."""
+        filed = False
         try:
             msg = self._transport.recv(timeout)
+            if msg is not None:
+                if self.ng is None:
+                    self._learn_ng(ng.spot(msg[0], msg[2]))
+                if msg[0] != _MSG_REQUEST:
+                    # a reply another thread waits for is filed before the lock is let go:
+                    # that thread, taking the lock next, finds it instead of reading on
+                    filed = self._file_reply(msg[1], msg[0], msg[2])
         except EOFError:
             with self._cond:
                 self.closed = True  # no more replies can come; _finish still runs
@@ -222,13 +230,22 @@ class Connection(Handlers):
         if msg is None:
             return False
         kind, seq, body = msg
-        if self.ng is None:
-            self._learn_ng(ng.spot(kind, body))
         if kind == _MSG_REQUEST:
             self._serve_request(seq, body)
-        else:
+        elif not filed:
             self._route_reply(kind, seq, body)
         return True
+
+    def _file_reply(self, seq, kind, body):
+        """Files a reply a thread waits for (sync_request); False for any other (an
+        AsyncResult's, an ignored one), which _route_reply handles."""
+        with self._cond:
+            if seq in self._async_results or seq in self._ignored:
+                return False
+            self._replies[seq] = (kind, body)
+            if self._waiters:
+                self._cond.notify_all()
+            return True
 
     def _route_reply(self, kind, seq, body):
         with self._cond:
