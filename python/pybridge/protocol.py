@@ -284,7 +284,9 @@ class Connection(Handlers):
 
     def _wait_until(self, done, deadline):
         """Serves the connection, or waits while another thread does, until done() or
-        time.monotonic() passes deadline (None: no limit). For AsyncResult.wait."""
+        time.monotonic() passes deadline (None: no limit): how a thread waits for its
+        reply (_wait_reply) or an AsyncResult. Raises EOFError once the connection is
+        over and done() is still false."""
         cond = self._cond
         while not done():
             if self.closed:
@@ -326,41 +328,15 @@ class Connection(Handlers):
 
     def _wait_reply(self, seq, timeout):
         deadline = None if timeout is None else time.monotonic() + timeout
-        cond = self._cond
-        while True:
-            with cond:
-                reply = self._replies.pop(seq, None)
-                if reply is not None:
-                    return reply
-                if self.closed:
-                    raise EOFError("connection closed")
-            remaining = None
-            if deadline is not None:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    with cond:
-                        reply = self._replies.pop(seq, None)
-                        if reply is None:
-                            self._ignored.add(seq)
-                    if reply is not None:
-                        return reply
-                    raise TimeoutError(f"result expired after {timeout}s")
-            if self._recvlock.acquire(False):
-                # the reply may have come just before the lock was ours
-                with cond:
-                    reply = self._replies.pop(seq, None)
-                if reply is not None:
-                    self._recvlock.release()
-                    return reply
-                self._read_locked(remaining)
-                continue
-            with cond:
-                self._waiters += 1
-                try:
-                    if seq not in self._replies and not self.closed and self._recvlock.locked():
-                        cond.wait(remaining)
-                finally:
-                    self._waiters -= 1
+        replies = self._replies
+        self._wait_until(lambda: seq in replies, deadline)
+        with self._cond:
+            reply = replies.pop(seq, None)
+            if reply is None:
+                self._ignored.add(seq)  # given up: the reply is released when it comes
+        if reply is None:
+            raise TimeoutError(f"result expired after {timeout}s")
+        return reply
 
     # ---- serving ----------------------------------------------------------------
 
