@@ -404,8 +404,7 @@ func (w *warner) warn(from net.Addr, err error) {
 // ServeUDP answers requests arriving on conn until ctx ends (then it closes conn and
 // returns nil) or conn fails.
 func (r *Registry) ServeUDP(ctx context.Context, conn net.PacketConn) error {
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
-	defer stop()
+	defer closeOnDone(ctx, conn)()
 	w := &warner{log: r.log}
 	buf := make([]byte, maxMessage) // more than a datagram holds
 	for {
@@ -432,6 +431,22 @@ func (r *Registry) ServeUDP(ctx context.Context, conn net.PacketConn) error {
 	}
 }
 
+// closeOnDone closes c when ctx ends. The function it returns, deferred by a Serve
+// method, waits for that close to have finished: when Serve returns, the port is free to
+// bind again.
+func closeOnDone(ctx context.Context, c io.Closer) (wait func()) {
+	closed := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		c.Close()
+		close(closed)
+	})
+	return func() {
+		if !stop() {
+			<-closed
+		}
+	}
+}
+
 // maxTCPClients bounds the TCP connections being read at once; more wait to be accepted.
 const maxTCPClients = 128
 
@@ -439,8 +454,7 @@ const maxTCPClients = 128
 // the connection is closed, as rpyc's TCPRegistryServer does) until ctx ends (then it
 // closes ln, waits for the connections in progress and returns nil) or ln fails.
 func (r *Registry) ServeTCP(ctx context.Context, ln net.Listener) error {
-	stop := context.AfterFunc(ctx, func() { ln.Close() })
-	defer stop()
+	defer closeOnDone(ctx, ln)()
 	w := &warner{log: r.log}
 	sem := make(chan struct{}, maxTCPClients)
 	var wg sync.WaitGroup
