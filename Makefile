@@ -91,23 +91,24 @@ gotest:
 
 # The whole suite runs once per rpyc client version (6.0.2, 5.3.1), the serve tests under
 # both isolations (spawned workers, and Python embedded in the pybridge process), and so
-# do they with the rpyc-ng client (with its own tests and robotframework-rpycremote's;
-# embedded only those where the client's protocol meets the hosted Python: CI time); the
+# do the tests where the client's protocol meets the hosted Python with the rpyc-ng
+# client (with its own tests and robotframework-rpycremote's; the rest of the serve suite
+# passes under ng too, CI time keeps it to these); the
 # registry's tests (tests/registry) run once per rpyc version, as they have no isolation; the
 # Python peer's own tests also run under Python 3.9 with pydantic 1 and no msgpack, under
 # Python 3.13, and with the built-in msgpack codec forced.
 # leg = a venv and what runs in it; a leg whose venv could not be made is skipped
 leg = if [ -x $(VENV)/$(1)/bin/python ]; then $(2) $(VENV)/$(1)/bin/python -m pytest -q $(3); \
       else $(call missing,no venv $(1): pytest $(3) $(2)); fi
-NG_EMBEDDED_TESTS := $(addprefix tests/serve/,test_rpycng.py test_robot.py test_classic.py test_service.py \
-	test_stdio_tls_dialects.py test_seed_problems.py)
+NG_TESTS := $(addprefix tests/serve/,test_rpycng.py test_robot.py test_classic.py test_service.py \
+	test_stdio_tls_dialects.py test_seed_problems.py test_conformance.py test_metrics.py)
 pytest: build
 	@$(call leg,rpyc6,,tests)
 	@$(call leg,rpyc6,PYBRIDGE_ISOLATION=embedded,tests/serve)
 	@$(call leg,rpyc5,,tests)
 	@$(call leg,rpyc5,PYBRIDGE_ISOLATION=embedded,tests/serve)
-	@$(call leg,rpycng,,tests/serve)
-	@$(call leg,rpycng,PYBRIDGE_ISOLATION=embedded,$(NG_EMBEDDED_TESTS))
+	@$(call leg,rpycng,,$(NG_TESTS))
+	@$(call leg,rpycng,PYBRIDGE_ISOLATION=embedded,$(NG_TESTS))
 	@$(call leg,pydantic1,,tests/peer)
 	@$(call leg,py313,,tests/peer)
 	@$(call leg,rpyc6,PYBRIDGE_CODEC=builtin,tests/peer)
