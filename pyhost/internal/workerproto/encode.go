@@ -144,37 +144,9 @@ func (e *encoder) value(v any, depth int) error {
 	case []any:
 		return e.nested(extList, v, depth)
 	case map[string]any:
-		if err := e.count(2*len(v), depth); err != nil {
-			return err
-		}
-		if err := e.enc.EncodeMapLen(len(v)); err != nil {
-			return err
-		}
-		for k, x := range v {
-			if err := e.value(k, depth+1); err != nil {
-				return err
-			}
-			if err := e.value(x, depth+1); err != nil {
-				return err
-			}
-		}
-		return nil
+		return encodeMap(e, v, depth)
 	case map[any]any:
-		if err := e.count(2*len(v), depth); err != nil {
-			return err
-		}
-		if err := e.enc.EncodeMapLen(len(v)); err != nil {
-			return err
-		}
-		for k, x := range v {
-			if err := e.value(k, depth+1); err != nil {
-				return err
-			}
-			if err := e.value(x, depth+1); err != nil {
-				return err
-			}
-		}
-		return nil
+		return encodeMap(e, v, depth)
 	}
 	switch v {
 	case brine.Ellipsis:
@@ -289,4 +261,23 @@ func (e *encoder) complex(c complex128) error {
 	binary.BigEndian.PutUint64(b[8:], math.Float64bits(imag(c)))
 	_, err := e.buf.Write(b[:])
 	return err
+}
+
+// encodeMap writes a dict: its length, then each key and value.
+func encodeMap[K comparable](e *encoder, m map[K]any, depth int) error {
+	if err := e.count(2*len(m), depth); err != nil {
+		return err
+	}
+	if err := e.enc.EncodeMapLen(len(m)); err != nil {
+		return err
+	}
+	for k, x := range m {
+		if err := e.value(k, depth+1); err != nil {
+			return err
+		}
+		if err := e.value(x, depth+1); err != nil {
+			return err
+		}
+	}
+	return nil
 }
