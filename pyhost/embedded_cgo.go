@@ -122,6 +122,9 @@ func (e *Embedded) Library() string { return e.info.Library }
 // why the connection ended. When ctx ends, t is closed and the connection ends.
 func (e *Embedded) Serve(ctx context.Context, t Transport, opts OpenOptions) error {
 	c := &embeddedConn{t: t, dec: cpython.Decoder{Lists: opts.Mode == "go", Types: true}}
+	if ls, ok := t.(loadingStream); ok && opts.Mode != "go" {
+		c.loading, c.brine = ls, &cpython.Brine{}
+	}
 	stop := context.AfterFunc(ctx, func() {
 		c.fail(ctx.Err())
 		t.Close()
@@ -137,6 +140,9 @@ func (e *Embedded) Serve(ctx context.Context, t Transport, opts OpenOptions) err
 			o.DecRef()
 		}
 	}()
+	if c.brine != nil {
+		defer c.brine.Close()
+	}
 	for _, fn := range []cpython.Func{c.recv, c.send, c.close} {
 		o, err := cpython.NewFunc(fn)
 		if err != nil {
@@ -174,6 +180,11 @@ type embeddedConn struct {
 	t   Transport
 	enc cpython.Encoder
 	dec cpython.Decoder
+
+	// a stream that hands over encoded bodies: brine goes straight between bytes and
+	// Python objects (cpython.Brine), the Encoder and Decoder serve what it refuses
+	loading loadingStream
+	brine   *cpython.Brine
 
 	mu  sync.Mutex
 	err error // why the connection ended, first reason wins
@@ -220,12 +231,26 @@ func (c *embeddedConn) recv(args cpython.Object) (cpython.Object, error) {
 	c.yield.Tick()
 	ready := true
 	var m wire.Message
+	// load runs with the GIL taken back: the body becomes Python objects at once
+	held := false
+	load := func(body []byte, lim brine.Limits) (any, bool) {
+		if !held {
+			ts.Reacquire()
+			held = true
+		}
+		o, ok := c.brine.Load(body, lim)
+		return o, ok
+	}
 	for {
 		if wait >= 0 {
 			ready, err = c.t.WaitMessage(wait)
 		}
 		if ready && err == nil {
-			m, err = c.t.ReadMessage()
+			if c.loading != nil {
+				m, err = c.loading.ReadMessageLoading(load)
+			} else {
+				m, err = c.t.ReadMessage()
+			}
 		}
 		// a message over a value limit fails alone: the request's EXCEPTION goes back
 		// to the client, a reply over the limit reaches Python as an EXCEPTION
@@ -236,13 +261,22 @@ func (c *embeddedConn) recv(args cpython.Object) (cpython.Object, error) {
 				m, err = failed, nil
 				break
 			}
+			if held {
+				ts = cpython.Release()
+				held = false
+			}
 			if err = c.t.WriteMessage(failed); err == nil {
 				continue
 			}
 		}
 		break
 	}
-	ts.Reacquire()
+	if !held {
+		ts.Reacquire()
+	}
+	if o, ok := m.Body.(cpython.Object); ok && err == nil {
+		return c.brine.Message(int64(m.Type), m.Seq, o)
+	}
 	if err != nil {
 		c.fail(err)
 		return cpython.Object{}, &cpython.Raise{Class: "EOFError", Msg: err.Error()}
@@ -255,6 +289,18 @@ func (c *embeddedConn) recv(args cpython.Object) (cpython.Object, error) {
 
 // send(kind, seq, body)
 func (c *embeddedConn) send(args cpython.Object) (cpython.Object, error) {
+	if c.brine != nil {
+		var err error
+		dumped, werr := c.brine.Dump(args, func(kind, seq int64, body []byte) error {
+			ts := cpython.Release()
+			err = c.t.WriteMessage(wire.Message{Type: wire.MsgType(kind), Seq: seq, Body: brine.Raw(body)})
+			ts.Reacquire()
+			return err
+		})
+		if dumped {
+			return c.sent(werr)
+		}
+	}
 	a, err := c.dec.Value(args)
 	if err != nil {
 		return cpython.Object{}, err
@@ -268,6 +314,11 @@ func (c *embeddedConn) send(args cpython.Object) (cpython.Object, error) {
 	ts := cpython.Release()
 	err = c.t.WriteMessage(wire.Message{Type: wire.MsgType(kind), Seq: seq, Body: t[2]})
 	ts.Reacquire()
+	return c.sent(err)
+}
+
+// sent is send's result once the message is written (or not).
+func (c *embeddedConn) sent(err error) (cpython.Object, error) {
 	if err != nil {
 		var ute *brine.UnsupportedTypeError
 		if errors.As(err, &ute) {
@@ -286,4 +337,10 @@ func (c *embeddedConn) close(args cpython.Object) (cpython.Object, error) {
 	c.t.Close()
 	ts.Reacquire()
 	return cpython.Object{}, nil
+}
+
+// loadingStream is a Transport that hands over message bodies still encoded
+// (*wire.FrameStream).
+type loadingStream interface {
+	ReadMessageLoading(wire.BodyLoader) (wire.Message, error)
 }

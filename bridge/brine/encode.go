@@ -84,6 +84,8 @@ func AppendDump(dst []byte, v any) ([]byte, error) {
 		if v.Valid() {
 			return append(dst, v.tag), nil
 		}
+	case Raw:
+		return append(dst, v...), nil
 	}
 	return dst, &UnsupportedTypeError{Type: reflect.TypeOf(v)}
 }
@@ -169,6 +171,8 @@ func IsDumpable(v any) bool {
 		return true
 	case Type:
 		return v.Valid()
+	case Raw:
+		return true
 	case FrozenSet:
 		return IsDumpable(Tuple(v))
 	case Slice:

@@ -109,3 +109,7 @@ func NormalizeInt(i *big.Int) any {
 	}
 	return i
 }
+
+// Raw is one value already encoded: AppendDump writes its bytes as they are (a body
+// encoded elsewhere, e.g. from another runtime's objects). Load never returns it.
+type Raw []byte

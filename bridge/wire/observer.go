@@ -9,8 +9,9 @@ type Observer interface {
 	// Settled: the stream's dialect is known (given, read from the peer's first frame,
 	// or assumed by a write that waited for that frame in vain). Called at most once.
 	Settled(d Dialect)
-	// Received: a message read, and the bytes its frame took on the wire.
-	Received(t MsgType, seq int64, body any, frameBytes int)
+	// Received: a message read, the handler of a REQUEST (0 for other messages, and for
+	// a request naming none), and the bytes its frame took on the wire.
+	Received(t MsgType, seq int64, h Handler, frameBytes int)
 	// Sent: a message written, and the bytes its frame took on the wire.
 	Sent(t MsgType, seq int64, frameBytes int)
 	// Refused: a well-formed message over a value limit was read (an *OverLimitError):

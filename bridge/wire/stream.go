@@ -122,14 +122,7 @@ func (fs *FrameStream) ReadMessage() (Message, error) {
 		fs.pending = nil
 		return *m, nil
 	}
-	if fs.awaiting.Load() > 0 && fs.r.Buffered() == 0 {
-		// The peer answers a request of ours. An rpyc client has Nagle's algorithm on:
-		// when it writes twice in a row (a DEL, then the reply) its second write waits
-		// for the first to be acknowledged, which a delayed ACK makes 40 ms.
-		if qa, ok := fs.rwc.(interface{ QuickAck() }); ok {
-			qa.QuickAck()
-		}
-	}
+	fs.quickAck()
 	payload, err := fs.bufs.Read(fs.r, fs.lim)
 	if err != nil {
 		return Message{}, err
@@ -147,25 +140,36 @@ func (fs *FrameStream) ReadMessage() (Message, error) {
 			fs.ng.Store(ng)
 		}
 	}
+	fs.received(m, err, handlerOf(m))
+	return m, err
+}
+
+// quickAck: when the peer answers a request of ours, have the connection acknowledge
+// at once. An rpyc client has Nagle's algorithm on: when it writes twice in a row (a
+// DEL, then the reply) its second write waits for the first to be acknowledged, which
+// a delayed ACK makes 40 ms.
+func (fs *FrameStream) quickAck() {
+	if fs.awaiting.Load() > 0 && fs.r.Buffered() == 0 {
+		if qa, ok := fs.rwc.(interface{ QuickAck() }); ok {
+			qa.QuickAck()
+		}
+	}
+}
+
+// received counts a message read (or refused) and shows it to the observer.
+func (fs *FrameStream) received(m Message, err error, h Handler) {
 	if fs.obs != nil {
-		fs.observeRead(m, err)
+		if err == nil {
+			fs.obs.Received(m.Type, m.Seq, h, fs.bufs.wire)
+		} else if ol, ok := err.(*OverLimitError); ok {
+			fs.obs.Refused(ol.Type, fs.bufs.wire)
+		}
 	}
 	if err == nil && m.Type != MsgRequest && fs.awaiting.Load() > 0 {
 		fs.awaiting.Add(-1)
 	}
 	if err == nil && m.Type == MsgRequest {
 		fs.serving.Add(1)
-	}
-	return m, err
-}
-
-func (fs *FrameStream) observeRead(m Message, err error) {
-	if err == nil {
-		fs.obs.Received(m.Type, m.Seq, m.Body, fs.bufs.wire)
-		return
-	}
-	if ol, ok := err.(*OverLimitError); ok {
-		fs.obs.Refused(ol.Type, fs.bufs.wire)
 	}
 }
 

@@ -5,7 +5,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/pybridge/pybridge/bridge/brine"
 	"github.com/pybridge/pybridge/bridge/wire"
 )
 
@@ -56,7 +55,7 @@ func (c *Conn) Settled(d wire.Dialect) {
 
 // Received counts a message from the client; a request is counted by handler and
 // timed until its reply is Sent (wire.Observer).
-func (c *Conn) Received(t wire.MsgType, seq int64, body any, frameBytes int) {
+func (c *Conn) Received(t wire.MsgType, seq int64, handler wire.Handler, frameBytes int) {
 	if c == nil {
 		return
 	}
@@ -64,7 +63,10 @@ func (c *Conn) Received(t wire.MsgType, seq int64, body any, frameBytes int) {
 	if t != wire.MsgRequest {
 		return // the client's reply to a callback
 	}
-	h := handlerOf(body)
+	h := int(handler)
+	if h >= numHandlers {
+		h = 0
+	}
 	c.m.requests[h].Inc()
 	now := time.Now()
 	c.mu.Lock()
@@ -134,12 +136,3 @@ func (c *Conn) Close(err error) {
 	}
 }
 
-// handlerOf is a request body's handler index: (handler, args).
-func handlerOf(body any) int {
-	if t, ok := body.(brine.Tuple); ok && len(t) == 2 {
-		if h, ok := t[0].(int64); ok && h > 0 && h < int64(numHandlers) {
-			return int(h)
-		}
-	}
-	return 0
-}

@@ -20,7 +20,7 @@ import (
 	"github.com/pybridge/pybridge/bridge/wire"
 )
 
-func request(h wire.Handler) any { return brine.Tuple{int64(h), brine.Tuple{}} }
+func request(h wire.Handler) wire.Handler { return h }
 
 // A connection is open under dialect none until its dialect is known, then under that
 // dialect; it is counted in the total once, either way.
@@ -70,9 +70,9 @@ func TestConnRequests(t *testing.T) {
 	c := m.Conn(TCP)
 	c.Received(wire.MsgRequest, 1, request(wire.HandleGetAttr), 100)
 	c.Received(wire.MsgRequest, 2, request(wire.HandleCallAttr), 50)
-	c.Received(wire.MsgRequest, 3, brine.Tuple{int64(99), brine.Tuple{}}, 10) // unknown handler
+	c.Received(wire.MsgRequest, 3, wire.Handler(99), 10) // unknown handler
 	c.Sent(wire.MsgRequest, 7, 30)                                          // a callback
-	c.Received(wire.MsgReply, 7, brine.Tuple{int64(1), int64(0)}, 20)       // its reply
+	c.Received(wire.MsgReply, 7, 0, 20)       // its reply
 	c.Sent(wire.MsgException, 2, 400)
 	c.Sent(wire.MsgReply, 1, 40)
 	c.Sent(wire.MsgReply, 3, 10)

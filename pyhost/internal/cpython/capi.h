@@ -143,4 +143,29 @@ PyObject *pb_go_func(uintptr_t h);
 
 static inline void *pb_type(PyObject *o) { return o->ob_type; }
 
+// Brine (brine.c). Limits are package brine's.
+typedef struct pb_limits {
+	int max_depth;
+	long long max_items;
+	int max_int_digits;
+} pb_limits;
+// A growing byte buffer in C memory.
+typedef struct pb_buf {
+	unsigned char *p;
+	size_t len, cap;
+} pb_buf;
+// Nesting a dumped value may have (as the Go Decoder's MaxDepth).
+#define PB_BRINE_MAX_DEPTH 1024
+// pb_brine_load decodes the one brine value filling p[0:n]: a new reference, or NULL
+// (no exception left set) for input malformed or over lim.
+PyObject *pb_brine_load(const unsigned char *p, size_t n, const pb_limits *lim);
+// pb_brine_message is the tuple (kind, seq, body); it steals body.
+PyObject *pb_brine_message(long long kind, long long seq, PyObject *body);
+// pb_brine_dump appends o's brine to b: 0, or -1 (b unchanged, no exception left set)
+// when o holds anything but brine's exact value types.
+int pb_brine_dump(PyObject *o, pb_buf *b);
+// pb_brine_dump_message reads args (kind, seq, body) and appends body's brine to b.
+int pb_brine_dump_message(PyObject *args, long long *kind, long long *seq, pb_buf *b);
+void pb_buf_free(pb_buf *b);
+
 #endif
