@@ -214,19 +214,8 @@ var errClosedHere = errors.New("closed by the Python side")
 
 // recv(timeout) -> (kind, seq, body) | None; EOFError once the peer is gone.
 func (c *embeddedConn) recv(args cpython.Object) (cpython.Object, error) {
-	a, err := c.dec.Value(args)
-	if err != nil {
-		return cpython.Object{}, err
-	}
-	wait := time.Duration(-1)
-	if t, ok := a.(brine.Tuple); ok && len(t) == 1 {
-		switch v := t[0].(type) {
-		case float64:
-			wait = time.Duration(v * float64(time.Second))
-		case int64:
-			wait = time.Duration(v) * time.Second
-		}
-	}
+	wait := cpython.SecondsArg(args)
+	var err error
 	ts := cpython.Release()
 	c.yield.Tick()
 	ready := true

@@ -68,12 +68,42 @@ func splitMessage(d Dialect, payload []byte) (typ MsgType, seq int64, body []byt
 	if t < int64(MsgRequest) || t > int64(MsgException) {
 		return 0, 0, nil, 0, false
 	}
-	v, n, err := brine.LoadPrefix(payload, brine.Limits{MaxDepth: 1, MaxItems: 1, MaxIntDigits: 19})
-	s, isInt := v.(int64)
-	if err != nil || !isInt {
+	s, n, ok := loadSeq(payload)
+	if !ok {
 		return 0, 0, nil, 0, false
 	}
 	return MsgType(t), s, payload[n:], header, true
+}
+
+// loadSeq reads a sequence number at the start of b: a brine small int, or a decimal of
+// up to 18 digits (brine's int of one length byte). Others are left to package brine.
+func loadSeq(b []byte) (seq int64, n int, ok bool) {
+	if len(b) == 0 {
+		return 0, 0, false
+	}
+	if tag := b[0]; tag >= 0x20 && tag <= 0xef {
+		return int64(tag) - brineImmOffset, 1, true
+	}
+	if b[0] != 0x16 || len(b) < 2 || int(b[1]) > 18 || len(b) < 2+int(b[1]) || b[1] == 0 {
+		return 0, 0, false
+	}
+	digits, neg := b[2:2+int(b[1])], false
+	if digits[0] == '-' {
+		digits, neg = digits[1:], true
+	}
+	if len(digits) == 0 {
+		return 0, 0, false
+	}
+	for _, c := range digits {
+		if c < '0' || c > '9' {
+			return 0, 0, false
+		}
+		seq = seq*10 + int64(c-'0')
+	}
+	if neg {
+		seq = -seq
+	}
+	return seq, 2 + int(b[1]), true
 }
 
 // bodyLimits are lim as they apply to a body: one level down, after header items. false

@@ -56,7 +56,17 @@ def unbox(conn, package):
     if label == LABEL_VALUE:
         return value
     if label == LABEL_TUPLE:
-        return tuple([unbox(conn, x) for x in value])
+        # a request's arguments: most are values or this side's objects, unboxed here
+        items = []
+        for x in value:
+            label, v = x
+            if label == LABEL_VALUE:
+                items.append(v)
+            elif label == LABEL_LOCAL_REF:
+                items.append(conn.local_object(v))
+            else:
+                items.append(unbox(conn, x))
+        return tuple(items)
     if label == LABEL_LOCAL_REF:
         return conn.local_object(value)
     if label == LABEL_REMOTE_REF:

@@ -474,7 +474,7 @@ class Connection(Handlers):
 
     def local_object(self, id_pack):
         """The object of this side a LOCAL_REF names."""
-        return self.objects.get(tuple(id_pack))
+        return self.objects.get(id_pack if type(id_pack) is tuple else tuple(id_pack))
 
     # ---- proxies ------------------------------------------------------------------
 

@@ -135,4 +135,3 @@ func (c *Conn) Close(err error) {
 		c.m.errors[k].Inc()
 	}
 }
-

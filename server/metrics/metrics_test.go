@@ -71,8 +71,8 @@ func TestConnRequests(t *testing.T) {
 	c.Received(wire.MsgRequest, 1, request(wire.HandleGetAttr), 100)
 	c.Received(wire.MsgRequest, 2, request(wire.HandleCallAttr), 50)
 	c.Received(wire.MsgRequest, 3, wire.Handler(99), 10) // unknown handler
-	c.Sent(wire.MsgRequest, 7, 30)                                          // a callback
-	c.Received(wire.MsgReply, 7, 0, 20)       // its reply
+	c.Sent(wire.MsgRequest, 7, 30)                       // a callback
+	c.Received(wire.MsgReply, 7, 0, 20)                  // its reply
 	c.Sent(wire.MsgException, 2, 400)
 	c.Sent(wire.MsgReply, 1, 40)
 	c.Sent(wire.MsgReply, 3, 10)

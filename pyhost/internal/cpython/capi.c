@@ -167,3 +167,19 @@ PyObject *pb_go_func(uintptr_t h) {
 	Py_DecRef(self);
 	return f;
 }
+
+double pb_seconds_arg(PyObject *args) {
+	if (pb_type(args) != pb_TupleType || PyTuple_Size(args) != 1) return -1;
+	PyObject *v = PyTuple_GetItem(args, 0);
+	if (pb_type(v) == pb_FloatType) return PyFloat_AsDouble(v);
+	if (pb_type(v) == pb_LongType) {
+		int overflow;
+		long long n = PyLong_AsLongLongAndOverflow(v, &overflow);
+		if (overflow || (n == -1 && PyErr_Occurred() != NULL)) {
+			PyErr_Clear();
+			return -1;
+		}
+		return (double)n;
+	}
+	return -1;
+}

@@ -137,6 +137,8 @@ PyObject *pb_list_from(Py_ssize_t n, PyObject **items);       // steals items
 Py_ssize_t pb_tuple_items(PyObject *t, PyObject **out, Py_ssize_t max); // borrowed
 PyObject *pb_call(PyObject *f, Py_ssize_t n, PyObject **args, PyObject *kwargs); // borrows
 PyObject *pb_new_ref(PyObject *o);
+// pb_seconds_arg reads args (seconds,), an int or a float: -1 for anything else (None).
+double pb_seconds_arg(PyObject *args);
 // A builtin function object that calls the exported Go function pbGoCall with handle h
 // (a runtime/cgo.Handle); pbGoRelease(h) runs when the function object is freed.
 PyObject *pb_go_func(uintptr_t h);

@@ -10,6 +10,7 @@ import "C"
 
 import (
 	"strings"
+	"time"
 	"unsafe"
 )
 
@@ -301,4 +302,14 @@ func ExceptionClass(name string) Object {
 	t := e.Type.IncRef()
 	e.Release()
 	return t
+}
+
+// SecondsArg reads a function's args (seconds,), seconds an int or a float, as a
+// duration; -1 for anything else (None: no limit).
+func SecondsArg(args Object) time.Duration {
+	s := float64(C.pb_seconds_arg(args.p))
+	if s < 0 {
+		return -1
+	}
+	return time.Duration(s * float64(time.Second))
 }
