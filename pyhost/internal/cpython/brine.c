@@ -114,6 +114,8 @@ static PyObject *new_ref(void *o) {
 }
 
 static PyObject *load_value(pb_reader *r, int depth) {
+	// the C stack bounds nesting even when lim does not (the general way then reports)
+	if (depth > PB_BRINE_MAX_DEPTH) return NULL;
 	if (r->lim->max_items > 0 && ++r->items > r->lim->max_items) return NULL;
 	const unsigned char *b;
 	if (take(r, 1, &b) < 0) return NULL;

@@ -163,6 +163,12 @@ func TestBrineLoadRefuses(t *testing.T) {
 			t.Errorf("%s: a Python exception was left set", c.name)
 		}
 	}
+	// without a depth limit the C stack still bounds nesting
+	deep := append(bytes.Repeat([]byte{0x10}, 100000), 0x50)
+	if o, ok := LoadBrine(deep, brine.Limits{}); ok {
+		o.DecRef()
+		t.Error("100000 levels loaded")
+	}
 }
 
 // Only brine's exact value types are dumped: anything else is refused (it travels by

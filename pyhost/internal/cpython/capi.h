@@ -156,7 +156,8 @@ typedef struct pb_buf {
 	unsigned char *p;
 	size_t len, cap;
 } pb_buf;
-// Nesting a dumped value may have (as the Go Decoder's MaxDepth).
+// Nesting a value loaded or dumped may have (as the Go Decoder's MaxDepth), whatever
+// the limits say: the C stack.
 #define PB_BRINE_MAX_DEPTH 1024
 // pb_brine_load decodes the one brine value filling p[0:n]: a new reference, or NULL
 // (no exception left set) for input malformed or over lim.
