@@ -4,12 +4,13 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
-	"github.com/pybridge/pybridge/pyhost/internal/workerproto"
 	"io"
 	"sync"
 	"time"
 
 	"github.com/pybridge/pybridge/bridge/wire"
+	"github.com/pybridge/pybridge/internal/bufpool"
+	"github.com/pybridge/pybridge/pyhost/internal/workerproto"
 )
 
 // Channel is one RPyC connection inside a worker, over a socketpair of its own: a
@@ -50,8 +51,11 @@ func (c *Channel) ReadMessage() (wire.Message, error) {
 			return wire.Message{}, err
 		}
 		f, buf, err := workerproto.ReadFrame(c.rd, c.rbuf, c.w.cfg.Limits)
-		if cap(buf) <= 1<<20 {
+		if cap(buf) <= bufpool.Min {
 			c.rbuf = buf[:0]
+		} else {
+			bufpool.Put(buf)
+			c.rbuf = nil
 		}
 		if err != nil {
 			return wire.Message{}, c.end(c.readErr(err))

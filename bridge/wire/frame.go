@@ -13,6 +13,7 @@ import (
 	"github.com/klauspost/compress/zlib"
 
 	"github.com/pybridge/pybridge/bridge/brine"
+	"github.com/pybridge/pybridge/internal/bufpool"
 )
 
 // Frame layout (rpyc/core/channel.py): a 4-byte big-endian payload length, a 1-byte
@@ -84,11 +85,16 @@ func ReadFrame(r *bufio.Reader, lim Limits, buf []byte) ([]byte, error) {
 // FrameBuffers are the buffers a reader of frames reuses from one frame to the next:
 // the raw payload and the inflated one. Memory follows what actually arrives: a
 // frame's claimed length reserves nothing up front, a compressed payload is inflated
-// step by step against Limits.MaxInflated, and buffers over KeepBuffer bytes are not
-// kept after the frame that needed them.
+// step by step against Limits.MaxInflated, and buffers over KeepBuffer bytes come from
+// (and at Release go back to) a pool shared by all connections, so a connection idle
+// after a large message keeps none.
 type FrameBuffers struct {
 	raw, inflated []byte
 	wire          int // bytes the last frame read took on the wire (header, payload, newline)
+	// the last sizes, when over KeepBuffer: the next frame starts from a pooled buffer
+	// that large rather than growing to it again (a connection that carried one large
+	// message is likely to carry another)
+	lastRaw, lastInflated int
 }
 
 // KeepBuffer is the largest buffer FrameBuffers keeps between frames.
@@ -107,8 +113,9 @@ var OnLargeFrame func(size int)
 const growStep = 64 << 10
 
 // Read reads one frame and returns its payload, inflated; it stays valid until the
-// next Read.
+// next Read or Release.
 func (b *FrameBuffers) Read(r *bufio.Reader, lim Limits) ([]byte, error) {
+	b.Release()
 	var hdr [frameHeaderLen]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
 		if err == io.ErrUnexpectedEOF {
@@ -124,8 +131,8 @@ func (b *FrameBuffers) Read(r *bufio.Reader, lim Limits) ([]byte, error) {
 	if compressed > 1 {
 		return nil, &FrameError{Msg: fmt.Sprintf("compressed flag %d", compressed)}
 	}
-	raw, err := readN(r, int(n)+1, b.raw)
-	b.raw = keep(raw)
+	raw, err := readN(r, int(n)+1, reuse(b.raw, b.lastRaw))
+	b.raw, b.lastRaw = raw[:0], large(raw)
 	b.wire = frameHeaderLen + len(raw)
 	if len(raw) > LargeFrame && OnLargeFrame != nil {
 		defer OnLargeFrame(len(raw))
@@ -140,16 +147,43 @@ func (b *FrameBuffers) Read(r *bufio.Reader, lim Limits) ([]byte, error) {
 	if compressed == 0 {
 		return payload, nil
 	}
-	out, err := inflate(payload, lim.MaxInflated, b.inflated)
-	b.inflated = keep(out)
+	out, err := inflate(payload, lim.MaxInflated, reuse(b.inflated, b.lastInflated))
+	b.inflated, b.lastInflated = out[:0], large(out)
 	if len(out) > LargeFrame && OnLargeFrame != nil {
 		defer OnLargeFrame(len(out))
 	}
 	return out, err
 }
 
+// Release gives the buffers over KeepBuffer back to the shared pool once the last
+// payload read is no longer used, so that a connection idle after a large message
+// holds only small ones.
+func (b *FrameBuffers) Release() {
+	b.raw, b.inflated = keep(b.raw), keep(b.inflated)
+}
+
+// reuse is buf, or when there is none and the last frame needed more than KeepBuffer,
+// a pooled buffer of that size.
+func reuse(buf []byte, last int) []byte {
+	if buf == nil && last > KeepBuffer {
+		return bufpool.Get(last)
+	}
+	return buf
+}
+
+// large is len(b) when it is over KeepBuffer, else 0.
+func large(b []byte) int {
+	if len(b) > KeepBuffer {
+		return len(b)
+	}
+	return 0
+}
+
+// keep is b emptied for the next frame, or nil when it is over KeepBuffer (then it goes
+// back to the shared pool of large buffers).
 func keep(b []byte) []byte {
 	if cap(b) > KeepBuffer {
+		bufpool.Put(b)
 		return nil
 	}
 	return b[:0]
@@ -174,11 +208,13 @@ func readN(r io.Reader, n int, buf []byte) ([]byte, error) {
 	return buf, nil
 }
 
-// grow returns buf with room for more, doubling (at least growStep), at most limit.
+// grow returns buf with room for more, doubling (at least growStep), at most limit
+// (large buffers come from the shared pool, and may hold more).
 func grow(buf []byte, limit int) []byte {
 	c := min(max(2*cap(buf), growStep), limit)
-	nb := make([]byte, len(buf), c)
+	nb := bufpool.Get(c)[:len(buf)]
 	copy(nb, buf)
+	bufpool.Put(buf)
 	return nb
 }
 

@@ -41,6 +41,7 @@ func (fs *FrameStream) ReadMessageLoading(load BodyLoader) (Message, error) {
 		m, err = d.ParseMessage(payload, fs.lim.Value)
 	}
 	fs.received(m, err, encodedHandler(m, body))
+	fs.bufs.Release() // the message holds copies
 	return m, err
 }
 

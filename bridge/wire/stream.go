@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/pybridge/pybridge/internal/bufpool"
 )
 
 // FrameStream is a MessageStream over an rpyc socket (or pipe pair) in one dialect,
@@ -46,6 +48,7 @@ type FrameStream struct {
 	wmu      sync.Mutex
 	wpayload []byte // reused for each message written (up to KeepBuffer)
 	wframe   []byte
+	wlast    int // the last payload's size: a large one is likely followed by another
 	compress bool
 	closeMu  sync.Once
 	closeErr error
@@ -134,6 +137,7 @@ func (fs *FrameStream) ReadMessage() (Message, error) {
 		}
 	}
 	m, err := d.ParseMessage(payload, fs.lim.Value)
+	fs.bufs.Release() // the message holds copies
 	if err == nil && fs.spotting {
 		if ng, known := SpotNG(m); known {
 			fs.spotting = false
@@ -226,10 +230,16 @@ func (fs *FrameStream) WriteMessage(m Message) error {
 	}
 	fs.wmu.Lock()
 	defer fs.wmu.Unlock()
-	payload, err := d.AppendMessage(fs.wpayload[:0], m)
+	pbuf := fs.wpayload
+	if pbuf == nil && fs.wlast > KeepBuffer {
+		pbuf = bufpool.Get(fs.wlast)
+	}
+	payload, err := d.AppendMessage(pbuf[:0], m)
 	if err != nil {
+		fs.wpayload = keep(payload)
 		return fmt.Errorf("encode %v %d: %w", m.Type, m.Seq, err)
 	}
+	fs.wlast = len(payload)
 	var c *compression
 	if fs.compress {
 		if fs.ng.Load() {
@@ -237,7 +247,11 @@ func (fs *FrameStream) WriteMessage(m Message) error {
 		}
 		c = compressionOf(d)
 	}
-	frame := appendFrame(fs.wframe[:0], payload, c)
+	fbuf := fs.wframe
+	if fbuf == nil && len(payload) > KeepBuffer {
+		fbuf = bufpool.Get(len(payload) + len(payload)>>6 + 64) // room for deflate's worst case
+	}
+	frame := appendFrame(fbuf[:0], payload, c)
 	_, err = fs.rwc.Write(frame)
 	if err == nil && fs.obs != nil {
 		fs.obs.Sent(m.Type, m.Seq, len(frame))

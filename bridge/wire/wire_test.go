@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/pybridge/pybridge/bridge/brine"
+	"github.com/pybridge/pybridge/internal/bufpool"
 )
 
 // venvPython is a venv's interpreter from `make setup`.
@@ -389,5 +390,45 @@ func TestInflateMemory(t *testing.T) {
 		_, err = bufs.Read(bufio.NewReader(bytes.NewReader(append(hdr, make([]byte, 1000)...))), DefaultLimits())
 	}); got > 1<<20 || err == nil {
 		t.Errorf("truncated 400 MiB frame: %v, allocated %d KiB", err, got>>10)
+	}
+}
+
+// A payload of more than KeepBuffer bytes comes in a buffer from the pool shared by
+// every connection: it must not go back to the pool while the reader still uses it
+// (another connection's frame would overwrite it: rpyc saw "bad zlib data").
+func TestLargePayloadIsNotPooledWhileInUse(t *testing.T) {
+	want := make([]byte, 3<<20)
+	for i := range want {
+		want[i] = byte(i * 7 / 5)
+	}
+	for _, c := range []*compression{nil, &rpycCompression} {
+		frames := appendFrame(nil, want, c)
+		frames = appendFrame(frames, want, c)
+		r := bufio.NewReader(bytes.NewReader(frames))
+		var bufs FrameBuffers
+		for i := range 2 {
+			got, err := bufs.Read(r, DefaultLimits())
+			if err != nil {
+				t.Fatal(err)
+			}
+			// other connections take large buffers meanwhile and fill them
+			var taken [][]byte
+			for _, n := range []int{len(frames) / 2, len(want), 4 << 20} {
+				for range 4 {
+					b := bufpool.Get(n)[:n]
+					for j := range b {
+						b[j] = 0xEE
+					}
+					taken = append(taken, b)
+				}
+			}
+			if !bytes.Equal(got, want) {
+				t.Fatalf("compressed=%v frame %d: the payload was overwritten while in use", c != nil, i)
+			}
+			for _, b := range taken {
+				bufpool.Put(b)
+			}
+			bufs.Release()
+		}
 	}
 }

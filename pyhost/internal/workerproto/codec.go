@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+
+	"github.com/pybridge/pybridge/internal/bufpool"
 )
 
 // How RPyC messages and the worker's control messages cross the
@@ -152,8 +154,9 @@ func DecodeFrame(payload []byte, lim Limits) (Frame, error) {
 	return d.frame()
 }
 
-// ReadFrame reads one frame from r into buf (grown as needed) and decodes it. It
-// returns the buffer for reuse; decoded values never alias it.
+// ReadFrame reads one frame from r into buf (grown as needed, large buffers from the
+// shared pool) and decodes it. It returns the buffer for reuse; decoded values never
+// alias it (a large one can go back to the pool: bufpool.Put).
 func ReadFrame(r io.Reader, buf []byte, lim Limits) (Frame, []byte, error) {
 	lim = lim.OrDefault()
 	var hdr [4]byte
@@ -165,7 +168,8 @@ func ReadFrame(r io.Reader, buf []byte, lim Limits) (Frame, []byte, error) {
 		return Frame{}, buf, &LimitError{Limit: "MaxFrame", Max: lim.MaxFrame, Got: int(n)}
 	}
 	if cap(buf) < int(n) {
-		buf = make([]byte, n)
+		bufpool.Put(buf)
+		buf = bufpool.Get(int(n))
 	}
 	buf = buf[:n]
 	if _, err := io.ReadFull(r, buf); err != nil {

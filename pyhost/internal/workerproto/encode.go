@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/pybridge/pybridge/bridge/brine"
+	"github.com/pybridge/pybridge/internal/bufpool"
 	"github.com/vmihailenco/msgpack/v5"
 )
 
@@ -37,7 +38,7 @@ func getEncoder(lim Limits) *encoder {
 }
 
 func putEncoder(e *encoder) {
-	if e.buf.Cap() > 1<<20 { // keep big buffers from pinning memory
+	if e.buf.Cap() > bufpool.Max { // keep huge buffers from pinning memory (the pool drops the rest when unused)
 		e.buf = bytes.Buffer{}
 		e.enc.Reset(&e.buf)
 	}
