@@ -49,7 +49,7 @@ func Relay(ctx context.Context, client, worker wire.MessageStream) error {
 	defer stop()
 
 	if pc, ok := client.(pollable); ok {
-		if pw, ok := worker.(pollable); ok {
+		if pw, ok := worker.(pollableWorker); ok {
 			if cfd, ok := pc.Fd(); ok {
 				if wfd, ok := pw.Fd(); ok {
 					finish(pollRelay(pc, cfd, pw, wfd))
@@ -123,12 +123,28 @@ type pollable interface {
 	Buffered() int // bytes of its next messages already read
 }
 
+// pollableWorker is a worker's stream the relay can write without waiting (what the
+// socket does not take now is sent once poll(2) says it has room).
+type pollableWorker interface {
+	pollable
+	WriteMessageNoWait(m wire.Message) (unsent []byte, err error)
+	WriteUnsent(unsent []byte) ([]byte, error)
+}
+
 // pollRelay relays both ways on the calling goroutine: a message already buffered is
 // forwarded at once, otherwise poll(2) waits for either side. One thread, woken by the
 // kernel directly, with no hand-off between goroutines.
-func pollRelay(client pollable, cfd int, worker pollable, wfd int) error {
+//
+// It never waits to hand the worker a request: the worker's thread may itself be
+// waiting to hand us a reply (a client that pipelines requests and reads the replies
+// later backs both up), and a relay waiting on it would never read that reply. What
+// the worker's socket does not take goes out as poll(2) reports room, replies are
+// relayed meanwhile, and the client is not read until it is gone: the client waits,
+// as it would on rpyc's own server.
+func pollRelay(client pollable, cfd int, worker pollableWorker, wfd int) error {
 	fds := []unix.PollFd{{Fd: int32(cfd), Events: unix.POLLIN}, {Fd: int32(wfd), Events: unix.POLLIN}}
 	clientDone := false
+	var unsent []byte // of the last request to the worker
 	// The goroutine keeps its thread: it only ever waits in poll(2), and moving between
 	// threads would cost a wake-up of another one.
 	runtime.LockOSThread()
@@ -137,9 +153,18 @@ func pollRelay(client pollable, cfd int, worker pollable, wfd int) error {
 	var yield sched.Yielder
 	for {
 		yield.Tick()
-		fromClient := !clientDone && client.Buffered() > 0
+		readClient := !clientDone && unsent == nil
+		fromClient := readClient && client.Buffered() > 0
 		fromWorker := worker.Buffered() > 0
+		toWorker := false
 		if !fromClient && !fromWorker {
+			fds[0].Fd, fds[1].Events = -1, unix.POLLIN
+			if readClient {
+				fds[0].Fd = int32(cfd)
+			}
+			if unsent != nil {
+				fds[1].Events |= unix.POLLOUT
+			}
 			fds[0].Revents, fds[1].Revents = 0, 0
 			if _, err := unix.Poll(fds, -1); err != nil {
 				if err == unix.EINTR {
@@ -147,15 +172,22 @@ func pollRelay(client pollable, cfd int, worker pollable, wfd int) error {
 				}
 				return err
 			}
-			fromClient = !clientDone && fds[0].Revents != 0
-			fromWorker = fds[1].Revents != 0
+			fromClient = readClient && fds[0].Revents != 0
+			fromWorker = fds[1].Revents&^unix.POLLOUT != 0
+			toWorker = fds[1].Revents&unix.POLLOUT != 0
+		}
+		if toWorker {
+			var err error
+			if unsent, err = worker.WriteUnsent(unsent); err != nil {
+				return err
+			}
 		}
 		if fromClient {
 			m, err := readForRelay(client, worker)
 			switch {
 			case err == nil && m == nil:
 			case err == nil:
-				if err := worker.WriteMessage(*m); err != nil {
+				if unsent, err = worker.WriteMessageNoWait(*m); err != nil {
 					return err
 				}
 			case errors.Is(err, io.EOF):
@@ -164,7 +196,6 @@ func pollRelay(client pollable, cfd int, worker pollable, wfd int) error {
 					return err
 				}
 				clientDone = true // the worker answers what it got, then ends
-				fds[0].Fd = -1
 				cw.CloseWrite()
 			default:
 				return err

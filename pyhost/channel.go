@@ -135,18 +135,59 @@ func (c *Channel) WriteMessage(m wire.Message) error {
 	if eerr := workerproto.Write(f, c.w.cfg.Limits, func(b []byte) error { err = c.sock.write(b); return err }); err == nil {
 		return eerr
 	}
-	if err != nil {
-		if err := c.endedErr(); err != nil {
-			return err
-		}
-		select {
-		case <-c.w.done:
-			return c.w.Err()
-		default:
-		}
-		return &ClosedError{Worker: c.w.id, Conn: c.id, Reason: "the worker closed the connection"}
+	return c.writeErr(err)
+}
+
+// WriteMessageNoWait sends m as far as the socket takes it now and returns the bytes
+// it did not take (nil when it took all), for WriteUnsent once poll(2) says the
+// socket has room. A relay that serves both ways on one thread writes this way: it
+// must go on reading the worker's replies while the worker, busy writing one, is not
+// reading requests. Until the unsent bytes are written, nothing else may be written
+// to the channel.
+func (c *Channel) WriteMessageNoWait(m wire.Message) (unsent []byte, err error) {
+	if err := c.endedErr(); err != nil {
+		return nil, err
 	}
-	return nil
+	f := workerproto.Frame{Kind: workerproto.Kind(m.Type), Conn: c.id, Seq: m.Seq, Body: m.Body}
+	var serr error
+	eerr := workerproto.Write(f, c.w.cfg.Limits, func(b []byte) error {
+		var n int
+		if n, serr = c.sock.sendNoWait(b); serr == nil && n < len(b) {
+			unsent = append([]byte(nil), b[n:]...) // b is the encoder's, reused after
+		}
+		return serr
+	})
+	if serr != nil {
+		return nil, c.writeErr(serr)
+	}
+	return unsent, eerr
+}
+
+// WriteUnsent sends more of what WriteMessageNoWait did not, without waiting, and
+// returns what is still left (nil once all is sent).
+func (c *Channel) WriteUnsent(unsent []byte) ([]byte, error) {
+	n, err := c.sock.sendNoWait(unsent)
+	if err != nil {
+		return nil, c.writeErr(err)
+	}
+	if n == len(unsent) {
+		return nil, nil
+	}
+	return unsent[n:], nil
+}
+
+// writeErr says why a write failed: the connection's end when it has ended (at
+// either side), the worker's exit when it died.
+func (c *Channel) writeErr(err error) error {
+	if err := c.endedErr(); err != nil {
+		return err
+	}
+	select {
+	case <-c.w.done:
+		return c.w.Err()
+	default:
+	}
+	return &ClosedError{Worker: c.w.id, Conn: c.id, Reason: "the worker closed the connection"}
 }
 
 // CloseWrite tells the worker no more requests come (it reads EOF after the ones

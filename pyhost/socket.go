@@ -69,6 +69,30 @@ func (s *socket) write(b []byte) error {
 	return nil
 }
 
+// sendNoWait sends what of b the socket takes now, without waiting for room: n is
+// how much (0 with a nil error when it is full).
+func (s *socket) sendNoWait(b []byte) (int, error) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return 0, net.ErrClosed
+	}
+	for {
+		n, err := unix.SendmsgN(s.fd, b, nil, nil, unix.MSG_NOSIGNAL|unix.MSG_DONTWAIT)
+		switch err {
+		case nil:
+			return n, nil
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			return 0, nil
+		}
+		return 0, os.NewSyscallError("sendmsg", err)
+	}
+}
+
 // writeWithFD sends b whole, with fd attached to its first byte (SCM_RIGHTS).
 func (s *socket) writeWithFD(b []byte, fd int) error {
 	s.wmu.Lock()

@@ -180,6 +180,19 @@ def test_value_over_a_limit_fails_that_request_only(conn):
     assert conn.eval("7 * 6") == 42  # the connection lives on
 
 
+def test_pipelined_requests_with_large_replies_all_complete(conn):
+    # many async requests sent before any reply is read: the replies back up behind
+    # the client, the requests behind the hosted code; every one is still answered
+    # (a relay that waits to hand a request over while the worker waits to hand it
+    # a reply never moves again)
+    urandom = rpyc.async_(conn.modules.os.urandom)
+    results = [urandom(64 << 10) for _ in range(600)]
+    for r in results:
+        r.set_expiry(30)
+    assert [len(r.value) for r in results] == [64 << 10] * 600
+    assert conn.eval("6 * 7") == 42
+
+
 def test_unread_replies_do_not_pile_up_in_the_server(classic_server):
     # a client that sends and never reads: TCP stops the server, not its memory
     pid = classic_server.proc.pid
