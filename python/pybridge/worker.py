@@ -31,29 +31,67 @@ _CHUNK = 1 << 16
 
 
 class FrameReader:
-    """Frames from a byte stream: a 4-byte big-endian length, then msgpack."""
+    """Frames from a byte stream: a 4-byte big-endian length, then msgpack.
 
-    __slots__ = ("_buf",)
+    A frame larger than a chunk gets a buffer of its own size once its header is in;
+    a reader fills it straight from the stream (space() and filled()), so a large
+    message is copied once on its way in, not chunk by chunk and again as a whole."""
+
+    __slots__ = ("_buf", "_big", "_filled")
 
     def __init__(self):
         self._buf = bytearray()
+        self._big = None  # memoryview of a large frame's payload being read
+        self._filled = 0
 
     def feed(self, data):
+        big = self._big
+        if big is not None:
+            n = min(len(data), len(big) - self._filled)
+            big[self._filled:self._filled + n] = data[:n]
+            self._filled += n
+            data = data[n:]
         self._buf += data
 
+    def space(self):
+        """Where the stream's next bytes go when a large frame is being read (all of
+        them belong to it), else None: read a chunk and feed() it."""
+        big = self._big
+        if big is None or self._filled == len(big):
+            return None
+        return big[self._filled:]
+
+    def filled(self, n):
+        """n bytes were read into space()."""
+        self._filled += n
+
     def next(self):
+        """The next whole frame's payload (a bytes-like object), or None."""
+        big = self._big
+        if big is not None:
+            if self._filled < len(big):
+                return None
+            self._big = None
+            return big.obj
         buf = self._buf
         if len(buf) < 4:
             return None
         n = int.from_bytes(buf[:4], "big")
         if len(buf) < 4 + n:
+            if n > _CHUNK:
+                payload = bytearray(n)
+                have = len(buf) - 4
+                with memoryview(buf) as view:
+                    payload[:have] = view[4:]
+                buf.clear()
+                self._big, self._filled = memoryview(payload), have
             return None
-        payload = bytes(buf[4:4 + n])
+        payload = buf[4:4 + n]
         del buf[:4 + n]
         return payload
 
     def pending(self):
-        return len(self._buf) > 0
+        return len(self._buf) > 0 or self._big is not None
 
 
 class StreamTransport:
@@ -90,27 +128,41 @@ class StreamTransport:
                 if not self._poll.poll(max(0, int(timeout * 1000))):
                     return None
                 timeout = 0.0
+            space = frames.space()
             try:
-                data = os.read(self._rfd, _CHUNK)
+                if space is not None:
+                    got = os.readv(self._rfd, (space,))
+                else:
+                    data = os.read(self._rfd, _CHUNK)
+                    got = len(data)
             except OSError as e:
                 if self._closed:
                     raise EOFError("connection closed") from None
                 raise EOFError(f"connection lost: {e}") from None
-            if not data:
+            if not got:
                 self._eof = True
                 raise EOFError("connection closed by the peer")
-            frames.feed(data)
+            if space is not None:
+                frames.filled(got)
+            else:
+                frames.feed(data)
 
     def send(self, kind, seq, body):
-        frame = codec.encode_frame(kind, self._id, seq, body)
+        payload = codec.packb((kind, self._id, seq, body))
+        if len(payload) <= _CHUNK:
+            parts = [_LENGTH.pack(len(payload)) + payload]
+        else:  # not copied again to put the length in front
+            parts = [_LENGTH.pack(len(payload)), memoryview(payload)]
         with self._wlock:
             if self._closed:
                 raise EOFError("connection closed")
             try:
-                view = memoryview(frame)
-                while view:
-                    n = os.write(self._wfd, view)
-                    view = view[n:]
+                while parts:
+                    n = os.writev(self._wfd, parts)
+                    while parts and n >= len(parts[0]):
+                        n -= len(parts.pop(0))
+                    if n:
+                        parts[0] = memoryview(parts[0])[n:]
             except OSError as e:
                 raise EOFError(f"connection lost: {e}") from None
 
