@@ -105,23 +105,27 @@ print(n, flush=True)
 
 
 def measure_processes(server, name, seconds, clients):
-    """clients client processes at once (each with its own interpreter and GIL)."""
+    """clients client processes at once (each with its own interpreter and GIL): ops/s,
+    server CPU per request, the clients' CPU per request, and how many cores were busy
+    with either (when that nears the machine's cores, the clients are what limits)."""
     procs = [subprocess.Popen([sys.executable, "-c", CLIENT, str(HERE), str(server.port), name, str(seconds)],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) for _ in range(clients)]
     for p in procs:
         assert p.stdout.readline().strip() == "ready"
     cpu0 = tree_cpu(server.proc.pid)
+    client0 = sum(tree_cpu(p.pid) for p in procs)
     t0 = time.monotonic()
     for p in procs:
         p.stdin.write("go\n")
         p.stdin.flush()
     ops = sum(int(p.stdout.readline()) for p in procs)
     elapsed = time.monotonic() - t0
+    client = sum(tree_cpu(p.pid) for p in procs) - client0
     cpu = tree_cpu(server.proc.pid) - cpu0
     for p in procs:
         p.stdin.close()
         p.wait(30)
-    return ops / elapsed, cpu / max(ops, 1)
+    return ops / elapsed, cpu / max(ops, 1), client / max(ops, 1), (cpu + client) / elapsed
 
 
 def start(kind, workers):
@@ -165,7 +169,8 @@ def main():
                 srv.stop()
         runs.append(results)
     # the median of each figure over the runs: this machine's neighbours make single runs noisy
-    results = {key: tuple(statistics.median(r[key][i] for r in runs) for i in range(2)) for key in runs[0]}
+    results = {key: tuple(statistics.median(r[key][i] for r in runs) for i in range(len(runs[0][key])))
+               for key in runs[0]}
 
     print(f"rpyc {rpyc.__version__} client, Python {sys.version.split()[0]}, "
           f"{os.cpu_count()} cores, pybridge --workers {args.workers} (spawned isolations), "
@@ -183,8 +188,9 @@ def main():
     print()
     for kind in kinds:
         one = results[(kind, "attribute get, 1 client process")][0]
-        four = results[(kind, "attribute get, 4 client processes")][0]
-        print(f"{kind}: four clients doing attribute gets get {four / one:.2f}x the throughput of one")
+        four, server, client, busy = results[(kind, "attribute get, 4 client processes")]
+        print(f"{kind}: four clients doing attribute gets get {four / one:.2f}x the throughput of one "
+              f"(CPU per request: server {fmt(server)}, clients {fmt(client)}; {busy:.2f} of {os.cpu_count()} cores busy)")
     for kind in kinds:
         one = results[(kind, "CPU-bound, 1 client")][0]
         two = results[(kind, "CPU-bound, 2 clients")][0]
