@@ -42,7 +42,7 @@ help:
 	@echo "make setup   build bin/pybridge, Go modules, the test venvs (from PyPI)"
 	@echo "make test    go vet + tidy check, go test ./... (and the embedded tests under"
 	@echo "             3.9, 3.13 and Debian's python3), pytest under every venv"
-	@echo "make bench   Go benchmarks and bench/load.py (rpyc's server vs pybridge)"
+	@echo "make bench   Go benchmarks, bench/load.py (rpyc's server vs pybridge), bench/refcall.py, bench/idle.py"
 	@echo "make fuzz    each Go fuzz target for FUZZTIME (default 30s)"
 	@echo "make golden  regenerate the brine golden vectors from the real rpyc and rpyc-ng"
 	@echo "make clean   remove bin/ and the venvs"
@@ -123,6 +123,8 @@ golden:
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 	$(VENV)/rpyc5/bin/python bench/load.py
+	$(VENV)/rpyc5/bin/python bench/refcall.py
+	$(VENV)/rpyc5/bin/python bench/idle.py
 
 FUZZTIME ?= 30s
 fuzz:
