@@ -75,7 +75,8 @@ func (e *FrameError) Error() string {
 func (e *FrameError) Unwrap() error { return e.Err }
 
 // ReadFrame reads one frame from r and returns its payload, inflated. buf is reused
-// for the payload when large enough.
+// for the payload when large enough: ReadFrame takes it over (outgrown, a large one
+// goes to the shared pool of buffers), and the caller uses only what it returns.
 func ReadFrame(r *bufio.Reader, lim Limits, buf []byte) ([]byte, error) {
 	var bufs FrameBuffers
 	bufs.raw = buf
@@ -115,7 +116,6 @@ const growStep = 64 << 10
 // Read reads one frame and returns its payload, inflated; it stays valid until the
 // next Read or Release.
 func (b *FrameBuffers) Read(r *bufio.Reader, lim Limits) ([]byte, error) {
-	b.Release()
 	var hdr [frameHeaderLen]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
 		if err == io.ErrUnexpectedEOF {
@@ -157,7 +157,7 @@ func (b *FrameBuffers) Read(r *bufio.Reader, lim Limits) ([]byte, error) {
 
 // Release gives the buffers over KeepBuffer back to the shared pool once the last
 // payload read is no longer used, so that a connection idle after a large message
-// holds only small ones.
+// holds only small ones. (Until then Read reuses them.)
 func (b *FrameBuffers) Release() {
 	b.raw, b.inflated = keep(b.raw), keep(b.inflated)
 }

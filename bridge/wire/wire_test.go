@@ -429,6 +429,9 @@ func TestLargePayloadIsNotPooledWhileInUse(t *testing.T) {
 				bufpool.Put(b)
 			}
 			bufs.Release()
+			if cap(bufs.raw) > KeepBuffer || cap(bufs.inflated) > KeepBuffer {
+				t.Fatal("a large buffer is kept after Release: an idle connection would hold it")
+			}
 		}
 	}
 }
