@@ -131,8 +131,7 @@ func (c *Channel) WriteMessage(m wire.Message) error {
 		return err
 	}
 	var err error
-	f := workerproto.Frame{Kind: workerproto.Kind(m.Type), Conn: c.id, Seq: m.Seq, Body: m.Body}
-	if eerr := workerproto.Write(f, c.w.cfg.Limits, func(b []byte) error { err = c.sock.write(b); return err }); err == nil {
+	if eerr := workerproto.Write(c.frame(m), c.w.cfg.Limits, func(b []byte) error { err = c.sock.write(b); return err }); err == nil {
 		return eerr
 	}
 	return c.writeErr(err)
@@ -148,9 +147,8 @@ func (c *Channel) WriteMessageNoWait(m wire.Message) (unsent []byte, err error) 
 	if err := c.endedErr(); err != nil {
 		return nil, err
 	}
-	f := workerproto.Frame{Kind: workerproto.Kind(m.Type), Conn: c.id, Seq: m.Seq, Body: m.Body}
 	var serr error
-	eerr := workerproto.Write(f, c.w.cfg.Limits, func(b []byte) error {
+	eerr := workerproto.Write(c.frame(m), c.w.cfg.Limits, func(b []byte) error {
 		var n int
 		if n, serr = c.sock.sendNoWait(b); serr == nil && n < len(b) {
 			unsent = append([]byte(nil), b[n:]...) // b is the encoder's, reused after
@@ -174,6 +172,11 @@ func (c *Channel) WriteUnsent(unsent []byte) ([]byte, error) {
 		return nil, nil
 	}
 	return unsent[n:], nil
+}
+
+// frame is m as the worker protocol carries it on this connection.
+func (c *Channel) frame(m wire.Message) workerproto.Frame {
+	return workerproto.Frame{Kind: workerproto.Kind(m.Type), Conn: c.id, Seq: m.Seq, Body: m.Body}
 }
 
 // writeErr says why a write failed: the connection's end when it has ended (at

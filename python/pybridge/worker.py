@@ -90,9 +90,6 @@ class FrameReader:
         del buf[:4 + n]
         return payload
 
-    def pending(self):
-        return len(self._buf) > 0 or self._big is not None
-
 
 class StreamTransport:
     """One connection's transport over its own stream (a socket Go handed over, or the
@@ -149,10 +146,7 @@ class StreamTransport:
 
     def send(self, kind, seq, body):
         payload = codec.packb((kind, self._id, seq, body))
-        if len(payload) <= _CHUNK:
-            parts = [_LENGTH.pack(len(payload)) + payload]
-        else:  # not copied again to put the length in front
-            parts = [_LENGTH.pack(len(payload)), memoryview(payload)]
+        parts = [_LENGTH.pack(len(payload)), payload]  # writev: no copy to join them
         with self._wlock:
             if self._closed:
                 raise EOFError("connection closed")
