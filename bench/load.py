@@ -7,14 +7,18 @@ against `pybridge serve`, in one run, on loopback.
 For each workload it prints ops/s and server CPU per request (user + system time of every
 server process: the Go process and all its workers, read from /proc before and after),
 and the ratio rpyc / pybridge, measured against rpyc's own ThreadedServer(SlaveService)
-in the same run; the median of --repeat runs. Clients that run at once are separate
+in the same run; the median of --repeat runs. It also measures the floor (bench/floor:
+a server that only writes each message back): what the kernel costs any server per
+round trip here, hence the highest CPU ratio on attribute gets any server could reach. Clients that run at once are separate
 processes. Every loop is bounded in count and time.
 """
 import argparse
 import os
+import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -128,6 +132,46 @@ def measure_processes(server, name, seconds, clients):
     return ops / elapsed, cpu / max(ops, 1), client / max(ops, 1), (cpu + client) / elapsed
 
 
+def build_floor(tmp):
+    """bench/floor built into tmp (Go must be on PATH)."""
+    exe = Path(tmp) / "floor"
+    subprocess.run(["go", "build", "-o", str(exe), "./bench/floor"], cwd=HERE.parent, check=True)
+    return exe
+
+
+def measure_floor(exe, seconds, max_ops=200000, size=60):
+    """Server CPU per round trip of a size-byte message (an attribute get's size) to the
+    byte-echo floor server, from one client thread, as measure() does it."""
+    port = free_port()
+    server = Server([str(exe), f"127.0.0.1:{port}"], port)
+    try:
+        sock = socket.create_connection(("127.0.0.1", server.port))
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        msg = b"x" * size
+
+        def round_trip():
+            sock.sendall(msg)
+            got = 0
+            while got < size:
+                chunk = sock.recv(size - got)
+                if not chunk:
+                    raise EOFError("floor server went away")
+                got += len(chunk)
+
+        round_trip()
+        stop = time.monotonic() + seconds
+        cpu0 = tree_cpu(server.proc.pid)
+        n = 0
+        while time.monotonic() < stop and n < max_ops:
+            round_trip()
+            n += 1
+        cpu = tree_cpu(server.proc.pid) - cpu0
+        sock.close()
+        return cpu / max(n, 1)
+    finally:
+        server.stop()
+
+
 def start(kind, workers):
     port = free_port()
     if kind == "rpyc":
@@ -153,21 +197,33 @@ def main():
         kinds += [f"pybridge {i}"] + ([f"pybridge {i} +metrics"] if args.metrics else [])
 
     runs = []
-    for _ in range(args.repeat):
-        results = {}
-        for kind in kinds:
-            srv = start(kind, args.workers)
-            try:
-                names = list(workloads(rpyc.classic.connect("127.0.0.1", srv.port)))
-                for name in names:
-                    results[(kind, name)] = measure(srv, lambda c, n=name: workloads(c)[n], args.seconds)
-                results[(kind, "attribute get, 1 client process")] = measure_processes(srv, names[0], args.seconds, 1)
-                results[(kind, "attribute get, 4 client processes")] = measure_processes(srv, names[0], args.seconds, 4)
-                results[(kind, "CPU-bound, 1 client")] = measure_processes(srv, "cpu-bound", args.seconds, 1)
-                results[(kind, "CPU-bound, 2 clients")] = measure_processes(srv, "cpu-bound", args.seconds, 2)
-            finally:
-                srv.stop()
-        runs.append(results)
+    floor = []
+    with tempfile.TemporaryDirectory() as tmp:
+        floor_exe = build_floor(tmp)
+        for _ in range(args.repeat):
+            runs.append(run_all(kinds, args))
+            floor.append(measure_floor(floor_exe, args.seconds))
+    report(kinds, runs, floor, args)
+
+
+def run_all(kinds, args):
+    results = {}
+    for kind in kinds:
+        srv = start(kind, args.workers)
+        try:
+            names = list(workloads(rpyc.classic.connect("127.0.0.1", srv.port)))
+            for name in names:
+                results[(kind, name)] = measure(srv, lambda c, n=name: workloads(c)[n], args.seconds)
+            results[(kind, "attribute get, 1 client process")] = measure_processes(srv, names[0], args.seconds, 1)
+            results[(kind, "attribute get, 4 client processes")] = measure_processes(srv, names[0], args.seconds, 4)
+            results[(kind, "CPU-bound, 1 client")] = measure_processes(srv, "cpu-bound", args.seconds, 1)
+            results[(kind, "CPU-bound, 2 clients")] = measure_processes(srv, "cpu-bound", args.seconds, 2)
+        finally:
+            srv.stop()
+    return results
+
+
+def report(kinds, runs, floor, args):
     # the median of each figure over the runs: this machine's neighbours make single runs noisy
     results = {key: tuple(statistics.median(r[key][i] for r in runs) for i in range(len(runs[0][key])))
                for key in runs[0]}
@@ -185,6 +241,10 @@ def main():
             p_ops, p_cpu = results[(kind, name)]
             print(f"{name:34} {r_ops:11.0f} {p_ops:9.0f} {fmt(r_cpu):>13} {fmt(p_cpu):>10} "
                   f"{r_cpu / p_cpu if p_cpu else float('nan'):9.2f}x")
+    r_cpu = results[("rpyc", names[0])][1]
+    f_cpu = statistics.median(floor)
+    print(f"\nfloor (bench/floor, a server that only writes each message back): {fmt(f_cpu)} per round trip, "
+          f"so no server can reach more than {r_cpu / f_cpu:.2f}x rpyc on {names[0]} here")
     print()
     for kind in kinds:
         one = results[(kind, "attribute get, 1 client process")][0]
