@@ -119,7 +119,10 @@ class Handlers:
             name = str(name, "utf8")
         elif type(name) is not str:
             raise TypeError("name must be a string")
-        accessor = _override(type(obj), overrider)
+        try:
+            accessor = _overrides[(type(obj), overrider)]  # _override's own first step
+        except (KeyError, TypeError):
+            accessor = _override(type(obj), overrider)
         if accessor is None:
             accessor = default
             name = self._check_attr(obj, name, param)

@@ -24,7 +24,7 @@ from collections import deque
 
 from . import consts, ng, vinegar
 from .async_result import AsyncResult
-from .boxing import ByValue, box, unbox
+from .boxing import ByValue, _simple, box, unbox
 from .codec import by_value
 from .handlers import CLASSIC_CONFIG, DEFAULT_CONFIG, Handlers
 from .netref import BaseNetref, builtin_classes, class_factory
@@ -32,6 +32,7 @@ from .objects import ObjectTable
 
 _getattribute = object.__getattribute__
 _MSG_REQUEST, _MSG_REPLY, _MSG_EXCEPTION = consts.MSG_REQUEST, consts.MSG_REPLY, consts.MSG_EXCEPTION
+_LABEL_VALUE = consts.LABEL_VALUE
 # what OPEN's dialect says of rpyc-ng: yes, no, or (None) learn it from the peer (pybridge.ng)
 _NG_OF_DIALECT = {"ng": True, "5": False, "6": False, "go": False}
 
@@ -119,9 +120,11 @@ class Connection(Handlers):
             print(f"pybridge: {reason}", file=sys.stderr)
             self._finish(reason)
             return
+        recvlock = self._recvlock
         try:
-            while not self.closed:
-                self.serve(None)
+            while not self.closed:  # serve(None), one call less per message
+                recvlock.acquire()
+                self._read_locked(None)
         except EOFError:
             pass
         finally:
@@ -351,7 +354,8 @@ class Connection(Handlers):
                 self._reply(seq, _MSG_REPLY, (consts.LABEL_VALUE, None))
                 self.close()
                 return
-            self._reply(seq, _MSG_REPLY, box(self, result))
+            # box(), without the call for the most common results
+            self._reply(seq, _MSG_REPLY, (_LABEL_VALUE, result) if type(result) in _simple else box(self, result))
         except (KeyboardInterrupt, SystemExit, Exception):
             self._last_traceback = sys.exc_info()[2]
             self._reply_exception(seq)
@@ -376,11 +380,12 @@ class Connection(Handlers):
     # ---- sending ----------------------------------------------------------------
 
     def _send(self, kind, seq, body):
+        dels = self._dels
         with self._sendlock:
             self._transport.send(kind, seq, body)
-            if self._dels:
+            if dels:
                 self._send_dels()
-        if self._dels:  # queued by a thread that found the lock taken just before release
+        if dels:  # queued by a thread that found the lock taken just before release
             self._try_send_dels()
 
     def _send_dels(self):
