@@ -27,9 +27,10 @@ type Config struct {
 }
 
 // Conn is one side of an RPyC connection: it sends requests to the peer and serves the
-// peer's requests on the Go values it was handed, at the same time. A reader goroutine
-// routes replies to their callers and serves each incoming request on its own
-// goroutine, so calls nest and re-enter freely (Python calls a Go func that calls
+// peer's requests on the Go values it was handed, at the same time. Whoever reads the
+// stream (a reader goroutine, or on an InputWaiter the caller waiting for a reply: see
+// readRole) routes replies to their callers and serves each incoming request on its
+// own goroutine, so calls nest and re-enter freely (Python calls a Go func that calls
 // Python again). A Conn is safe for concurrent use.
 type Conn struct {
 	stream wire.MessageStream // nil for a local peer
@@ -46,6 +47,8 @@ type Conn struct {
 	refs    refCache
 	root    atomic.Pointer[Ref]
 
+	role *readRole // callers read their own replies (an InputWaiter stream), else nil
+
 	done      chan struct{}
 	closeOnce sync.Once
 	err       error
@@ -58,7 +61,12 @@ func NewConn(stream wire.MessageStream, cfg Config) *Conn {
 	if c.log == nil {
 		c.log = slog.Default()
 	}
-	go c.readLoop()
+	if w, ok := stream.(InputWaiter); ok {
+		c.role = newReadRole(w)
+		go c.backgroundReader()
+	} else {
+		go c.readLoop()
+	}
 	return c
 }
 
@@ -75,48 +83,58 @@ func (c *Conn) Err() error {
 	}
 }
 
+// readLoop reads the stream for a Conn whose callers cannot (no InputWaiter).
 func (c *Conn) readLoop() {
 	var yield sched.Yielder // it reads in blocking system calls and never parks
 	for {
 		yield.Tick()
 		m, err := c.stream.ReadMessage()
-		var ol *wire.OverLimitError
-		switch {
-		case err == nil:
-		case errors.As(err, &ol) && ol.Type == wire.MsgRequest:
-			c.send(wire.MsgException, ol.Seq, ol.Reply().Body) // that request fails alone
-			continue
-		case errors.As(err, &ol):
-			m = ol.Reply() // the caller gets the error, the connection lives
-		default:
-			c.shutdown(fmt.Errorf("%w: %w", ErrConnClosed, err))
+		if !c.route(m, err) {
 			return
 		}
-		switch m.Type {
-		case wire.MsgRequest:
-			go c.serve(m)
-		case wire.MsgReply, wire.MsgException:
-			c.mu.Lock()
-			ch := c.pending[m.Seq]
-			delete(c.pending, m.Seq)
-			ignored := c.ignored[m.Seq]
-			delete(c.ignored, m.Seq)
-			if ch != nil {
-				// under the lock (the buffer holds the one reply): a waiter giving up
-				// either still finds its seq pending or finds the reply in ch
-				ch <- m
-			}
-			c.mu.Unlock()
-			switch {
-			case ch == nil && ignored && m.Type == wire.MsgReply:
-				go c.releaseIn(m.Body)
-			case ch == nil && !ignored:
-				c.log.Warn("bridge: reply to no request", "seq", m.Seq, "type", m.Type)
-			}
-		default:
-			c.log.Warn("bridge: unknown message type", "type", m.Type, "seq", m.Seq)
-		}
 	}
+}
+
+// route handles what a read of the stream returned: a request is served on a goroutine
+// of its own, a reply goes to its caller. It returns false once the connection ended.
+func (c *Conn) route(m wire.Message, err error) bool {
+	var ol *wire.OverLimitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ol) && ol.Type == wire.MsgRequest:
+		c.send(wire.MsgException, ol.Seq, ol.Reply().Body) // that request fails alone
+		return true
+	case errors.As(err, &ol):
+		m = ol.Reply() // the caller gets the error, the connection lives
+	default:
+		c.shutdown(fmt.Errorf("%w: %w", ErrConnClosed, err))
+		return false
+	}
+	switch m.Type {
+	case wire.MsgRequest:
+		go c.serve(m)
+	case wire.MsgReply, wire.MsgException:
+		c.mu.Lock()
+		ch := c.pending[m.Seq]
+		delete(c.pending, m.Seq)
+		ignored := c.ignored[m.Seq]
+		delete(c.ignored, m.Seq)
+		if ch != nil {
+			// under the lock (the buffer holds the one reply): a waiter giving up
+			// either still finds its seq pending or finds the reply in ch
+			ch <- m
+		}
+		c.mu.Unlock()
+		switch {
+		case ch == nil && ignored && m.Type == wire.MsgReply:
+			go c.releaseIn(m.Body)
+		case ch == nil && !ignored:
+			c.log.Warn("bridge: reply to no request", "seq", m.Seq, "type", m.Type)
+		}
+	default:
+		c.log.Warn("bridge: unknown message type", "type", m.Type, "seq", m.Seq)
+	}
+	return true
 }
 
 // releaseIn releases the references a reply nobody waits for carries.
@@ -262,26 +280,40 @@ func (a *AsyncResult) Wait(ctx context.Context) (any, error) {
 		return a.waitLocal(ctx)
 	}
 	c := a.conn
+	if c.role != nil {
+		return a.waitReading(ctx)
+	}
 	select {
 	case m := <-a.ch:
-		if m.Type == wire.MsgException {
-			return nil, loadException(m.Body)
-		}
-		return c.unbox(m.Body)
+		return c.result(m)
 	case <-ctx.Done():
-		c.abandon(a.seq)
-		// the reply may have arrived while we gave up: release what it holds
-		select {
-		case m := <-a.ch:
-			if m.Type == wire.MsgReply {
-				go c.releaseIn(m.Body)
-			}
-		default:
-		}
-		return nil, ctx.Err()
+		return a.gaveUp(ctx)
 	case <-c.done:
 		return nil, c.err
 	}
+}
+
+// result is what a reply says: the value, or the peer's exception.
+func (c *Conn) result(m wire.Message) (any, error) {
+	if m.Type == wire.MsgException {
+		return nil, loadException(m.Body)
+	}
+	return c.unbox(m.Body)
+}
+
+// gaveUp ends a Wait whose ctx ended: the reply, whenever it comes, is released.
+func (a *AsyncResult) gaveUp(ctx context.Context) (any, error) {
+	c := a.conn
+	c.abandon(a.seq)
+	// the reply may have arrived while we gave up: release what it holds
+	select {
+	case m := <-a.ch:
+		if m.Type == wire.MsgReply {
+			go c.releaseIn(m.Body)
+		}
+	default:
+	}
+	return nil, ctx.Err()
 }
 
 func (c *Conn) abandon(seq int64) {

@@ -232,6 +232,26 @@ func (c *Channel) closed() {
 	}
 }
 
+// WaitInput waits until a message (or the connection's end) can be read, or until
+// Interrupt is called; interrupted says it was the latter. bridge.Conn's caller that
+// reads its own reply waits here, so that its context can end the wait.
+func (c *Channel) WaitInput() (interrupted bool, err error) {
+	if c.rd.Buffered() > 0 {
+		return false, nil
+	}
+	interrupted, err = c.sock.waitInput()
+	if err != nil {
+		if e := c.endedErr(); e != nil {
+			return false, e
+		}
+		return false, c.end(c.readErr(err))
+	}
+	return interrupted, nil
+}
+
+// Interrupt makes a WaitInput under way, or the next one, return (interrupted).
+func (c *Channel) Interrupt() { c.sock.interrupt() }
+
 // Buffered is how many bytes of the worker's next frames are already read.
 func (c *Channel) Buffered() int { return c.rd.Buffered() }
 

@@ -330,3 +330,65 @@ func TestHostCloseLogsNoStrayReply(t *testing.T) {
 		t.Errorf("logged:\n%s", logs.String())
 	}
 }
+
+// Python calls Go while Go calls nothing: a Python thread calls a Go func after the
+// call that handed it over returned (the connection's callers read their own replies;
+// someone must still read Python's request), and many goroutines call at once.
+func TestHostServesPythonCallingGoWhileGoIsIdle(t *testing.T) {
+	h := startHost(t, hostPythons(t)["msgpack"], nil)
+	ctx, cancel := contextWithTimeout(t, 30*time.Second)
+	defer cancel()
+	conn, err := h.Connect(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if err := conn.Execute(ctx, "import threading\n"+
+		"def later(f, n, delay):\n"+
+		"    threading.Timer(delay, lambda: [f(i) for i in range(n)]).start()\n"); err != nil {
+		t.Fatal(err)
+	}
+	later, err := conn.Eval(ctx, "later")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, delay := range []float64{0, 0.0005, 0.05} {
+		got := make(chan int64, 10)
+		if _, err := later.(*bridge.Ref).Call(ctx, func(i int64) { got <- i }, int64(10), delay); err != nil {
+			t.Fatal(err)
+		}
+		for want := range int64(10) {
+			select {
+			case i := <-got:
+				if i != want {
+					t.Fatalf("delay %v: call %d from Python, want %d", delay, i, want)
+				}
+			case <-ctx.Done():
+				t.Fatalf("delay %v: Python's call %d of a Go func was never served", delay, want)
+			}
+		}
+	}
+	sqrt, err := conn.Eval(ctx, "__import__('math').sqrt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 16)
+	for g := range 16 {
+		go func() {
+			for i := range 50 {
+				x := float64(g*100 + i)
+				r, err := sqrt.(*bridge.Ref).Call(ctx, x*x)
+				if err != nil || r != x {
+					errs <- fmt.Errorf("sqrt(%v) = %v, %v", x*x, r, err)
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range 16 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}

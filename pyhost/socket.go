@@ -2,6 +2,7 @@ package pyhost
 
 import (
 	"context"
+	"encoding/binary"
 	"io"
 	"net"
 	"os"
@@ -24,6 +25,11 @@ type socket struct {
 	mu     sync.RWMutex // shared by I/O, exclusive by close
 	closed bool
 	wmu    sync.Mutex // whole frames only
+
+	// an eventfd that interrupts waitInput, made when first needed
+	kickOnce sync.Once
+	kick     int
+	kickErr  error
 }
 
 func (s *socket) Read(p []byte) (int, error) {
@@ -152,6 +158,63 @@ func (s *socket) waitReadable(ctx context.Context, deadline time.Time, exited <-
 	}
 }
 
+// kickFd is the eventfd that interrupts waitInput.
+func (s *socket) kickFd() (int, error) {
+	s.kickOnce.Do(func() {
+		s.kick, s.kickErr = unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+		if s.kickErr != nil {
+			s.kickErr = os.NewSyscallError("eventfd", s.kickErr)
+		}
+	})
+	return s.kick, s.kickErr
+}
+
+// waitInput waits in poll(2) until the socket has input (data, EOF or an error: the
+// next read says which) or interrupt is called; interrupted says it was the latter.
+// An interrupt that came while nobody waited makes the next waitInput return at once.
+func (s *socket) waitInput() (interrupted bool, err error) {
+	kick, err := s.kickFd()
+	if err != nil {
+		return false, err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return false, net.ErrClosed
+	}
+	fds := []unix.PollFd{{Fd: int32(s.fd), Events: unix.POLLIN}, {Fd: int32(kick), Events: unix.POLLIN}}
+	for {
+		_, err := unix.Poll(fds, -1)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return false, os.NewSyscallError("poll", err)
+		}
+		if fds[0].Revents != 0 {
+			return false, nil
+		}
+		var b [8]byte
+		unix.Read(kick, b[:]) // reset the eventfd's count
+		return true, nil
+	}
+}
+
+// interrupt makes a waitInput under way, or the next one, return.
+func (s *socket) interrupt() {
+	kick, err := s.kickFd()
+	if err != nil {
+		return
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if !s.closed {
+		var b [8]byte
+		binary.NativeEndian.PutUint64(b[:], 1)
+		unix.Write(kick, b[:])
+	}
+}
+
 // shutdown wakes any reader and writer: reads return EOF, writes EPIPE.
 func (s *socket) shutdown() {
 	s.mu.RLock()
@@ -168,5 +231,9 @@ func (s *socket) close() {
 	if !s.closed {
 		s.closed = true
 		unix.Close(s.fd)
+		s.kickOnce.Do(func() { s.kickErr = net.ErrClosed }) // none made after this
+		if s.kickErr == nil {
+			unix.Close(s.kick)
+		}
 	}
 }
