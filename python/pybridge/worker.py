@@ -102,6 +102,7 @@ class StreamTransport:
         self._id = conn_id
         self._frames = FrameReader()
         self._wlock = threading.Lock()
+        self._pack = codec.frame_packer()  # used under _wlock
         self._eof = False
         self._closed = False
         self._on_close = on_close
@@ -145,11 +146,17 @@ class StreamTransport:
                 frames.feed(data)
 
     def send(self, kind, seq, body):
-        payload = codec.packb((kind, self._id, seq, body))
-        parts = [_LENGTH.pack(len(payload)), payload]  # writev: no copy to join them
         with self._wlock:
             if self._closed:
                 raise EOFError("connection closed")
+            try:
+                payload = self._pack((kind, self._id, seq, body))
+            except BaseException:
+                self._pack = codec.frame_packer()  # a failed pack may leave it mid-message
+                raise
+            if len(payload) > _CHUNK:
+                self._pack = codec.frame_packer()  # keeps no large message's buffer
+            parts = [_LENGTH.pack(len(payload)), payload]  # writev: no copy to join them
             try:
                 while parts:
                     n = os.writev(self._wfd, parts)

@@ -50,3 +50,21 @@ def test_frames_split_anywhere_arrive_intact():
     receive_all(StreamTransport(b.fileno(), sock=b))
     t.join()
     b.close()
+
+
+def test_a_message_that_cannot_be_encoded_fails_alone():
+    # the transport packs with one packer it keeps: a value it cannot encode, deep in a
+    # message, raises TypeError and leaves nothing behind for the next message
+    a, b = socket.socketpair()
+    sender, receiver = StreamTransport(a.fileno(), sock=a), StreamTransport(b.fileno(), sock=b)
+    for seq in range(3):
+        try:
+            sender.send(consts.MSG_REPLY, seq, ("x" * 1000, (1, 2.5, object())))
+        except TypeError:
+            pass
+        else:
+            raise AssertionError("an object() was encoded")
+        sender.send(consts.MSG_REPLY, seq, ("after", seq))
+        assert receiver.recv(None) == (consts.MSG_REPLY, seq, ("after", seq))
+    a.close()
+    b.close()
