@@ -234,19 +234,15 @@ func (c *Channel) closed() {
 
 // WaitInput waits until a message (or the connection's end) can be read, or until
 // Interrupt is called; interrupted says it was the latter. bridge.Conn's caller that
-// reads its own reply waits here, so that its context can end the wait.
+// reads its own reply waits here, so that its context can end the wait. When it cannot
+// wait so (say the process is out of descriptors for the eventfd that Interrupt
+// writes), it returns at once and ReadMessage waits instead. It returns no error: the
+// next ReadMessage reports any.
 func (c *Channel) WaitInput() (interrupted bool, err error) {
 	if c.rd.Buffered() > 0 {
 		return false, nil
 	}
-	interrupted, err = c.sock.waitInput()
-	if err != nil {
-		if e := c.endedErr(); e != nil {
-			return false, e
-		}
-		return false, c.end(c.readErr(err))
-	}
-	return interrupted, nil
+	return c.sock.waitInput(), nil
 }
 
 // Interrupt makes a WaitInput under way, or the next one, return (interrupted).

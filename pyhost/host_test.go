@@ -392,3 +392,39 @@ func TestHostServesPythonCallingGoWhileGoIsIdle(t *testing.T) {
 		}
 	}
 }
+
+// A process out of descriptors still gets its replies: the caller that cannot have the
+// eventfd a ctx interrupts its wait with reads without it (its ctx is then noticed at
+// the next message), and the connection lives on.
+func TestHostCallsWithoutDescriptorsToSpare(t *testing.T) {
+	h := startHost(t, hostPythons(t)["msgpack"], nil)
+	ctx, cancel := contextWithTimeout(t, 30*time.Second)
+	defer cancel()
+	conn, err := h.Connect(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// no call with a ctx that can end has been made on conn yet: its eventfd is not made
+	var spent []*os.File
+	for {
+		f, err := os.Open(os.DevNull)
+		if err != nil {
+			break
+		}
+		spent = append(spent, f)
+		if len(spent) > 1<<20 {
+			t.Fatal("no descriptor limit")
+		}
+	}
+	r, err := conn.Eval(ctx, "6 * 7")
+	for _, f := range spent {
+		f.Close()
+	}
+	if err != nil || r != int64(42) {
+		t.Fatalf("a call while out of descriptors: %v, %v", r, err)
+	}
+	if r, err := conn.Eval(ctx, "6 * 7"); err != nil || r != int64(42) {
+		t.Fatalf("the call after: %v, %v", r, err)
+	}
+}

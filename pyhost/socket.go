@@ -26,10 +26,10 @@ type socket struct {
 	closed bool
 	wmu    sync.Mutex // whole frames only
 
-	// an eventfd that interrupts waitInput, made when first needed
-	kickOnce sync.Once
-	kick     int
-	kickErr  error
+	// an eventfd that interrupts waitInput, made when first needed (under mu, shared)
+	kickMu sync.Mutex
+	kick   int
+	kicks  bool // kick is made
 }
 
 func (s *socket) Read(p []byte) (int, error) {
@@ -158,29 +158,36 @@ func (s *socket) waitReadable(ctx context.Context, deadline time.Time, exited <-
 	}
 }
 
-// kickFd is the eventfd that interrupts waitInput.
-func (s *socket) kickFd() (int, error) {
-	s.kickOnce.Do(func() {
-		s.kick, s.kickErr = unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
-		if s.kickErr != nil {
-			s.kickErr = os.NewSyscallError("eventfd", s.kickErr)
+// kickFd is the eventfd that interrupts waitInput, made on first use; false when it
+// cannot be made now (out of descriptors: tried again next time). The caller holds mu
+// (shared) and has seen the socket open, so close cannot run meanwhile.
+func (s *socket) kickFd() (int, bool) {
+	s.kickMu.Lock()
+	defer s.kickMu.Unlock()
+	if !s.kicks {
+		fd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+		if err != nil {
+			return -1, false
 		}
-	})
-	return s.kick, s.kickErr
+		s.kick, s.kicks = fd, true
+	}
+	return s.kick, true
 }
 
 // waitInput waits in poll(2) until the socket has input (data, EOF or an error: the
 // next read says which) or interrupt is called; interrupted says it was the latter.
 // An interrupt that came while nobody waited makes the next waitInput return at once.
-func (s *socket) waitInput() (interrupted bool, err error) {
-	kick, err := s.kickFd()
-	if err != nil {
-		return false, err
-	}
+// When it cannot wait so (the socket is closed, no eventfd can be made, poll fails) it
+// returns at once, not interrupted: the read that follows then waits, or says why not.
+func (s *socket) waitInput() (interrupted bool) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.closed {
-		return false, net.ErrClosed
+		return false
+	}
+	kick, ok := s.kickFd()
+	if !ok {
+		return false
 	}
 	fds := []unix.PollFd{{Fd: int32(s.fd), Events: unix.POLLIN}, {Fd: int32(kick), Events: unix.POLLIN}}
 	for {
@@ -188,27 +195,23 @@ func (s *socket) waitInput() (interrupted bool, err error) {
 		if err == unix.EINTR {
 			continue
 		}
-		if err != nil {
-			return false, os.NewSyscallError("poll", err)
-		}
-		if fds[0].Revents != 0 {
-			return false, nil
+		if err != nil || fds[0].Revents != 0 {
+			return false
 		}
 		var b [8]byte
 		unix.Read(kick, b[:]) // reset the eventfd's count
-		return true, nil
+		return true
 	}
 }
 
 // interrupt makes a waitInput under way, or the next one, return.
 func (s *socket) interrupt() {
-	kick, err := s.kickFd()
-	if err != nil {
-		return
-	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	if !s.closed {
+	if s.closed {
+		return
+	}
+	if kick, ok := s.kickFd(); ok {
 		var b [8]byte
 		binary.NativeEndian.PutUint64(b[:], 1)
 		unix.Write(kick, b[:])
@@ -231,8 +234,7 @@ func (s *socket) close() {
 	if !s.closed {
 		s.closed = true
 		unix.Close(s.fd)
-		s.kickOnce.Do(func() { s.kickErr = net.ErrClosed }) // none made after this
-		if s.kickErr == nil {
+		if s.kicks { // none is made after closed is set (kickFd runs under mu, shared)
 			unix.Close(s.kick)
 		}
 	}
