@@ -40,7 +40,7 @@ type readRole struct {
 	w InputWaiter
 
 	mu      sync.Mutex
-	holder  roleHolder
+	held    bool            // by a caller or the background reader
 	callers int             // goroutines waiting for a reply
 	queue   []chan struct{} // callers waiting for the role, in order; signalled when it is handed to them
 	idle    *time.Timer     // idleGrace after the last caller: the background reader's turn
@@ -48,14 +48,6 @@ type readRole struct {
 
 	yield sched.Yielder // used by whoever holds the role (see sched)
 }
-
-type roleHolder int8
-
-const (
-	heldByNone roleHolder = iota
-	heldByCaller
-	heldByBackground
-)
 
 func newReadRole(w InputWaiter) *readRole {
 	r := &readRole{w: w, wake: make(chan struct{}, 1)}
@@ -85,7 +77,7 @@ func (r *readRole) enter() {
 func (r *readRole) exit() {
 	r.mu.Lock()
 	r.callers--
-	if r.callers == 0 && r.holder == heldByNone {
+	if r.callers == 0 && !r.held {
 		r.idle.Reset(idleGrace)
 	}
 	r.mu.Unlock()
@@ -96,8 +88,8 @@ func (r *readRole) exit() {
 func (r *readRole) take() (turn chan struct{}) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.holder == heldByNone {
-		r.holder = heldByCaller
+	if !r.held {
+		r.held = true
 		return nil
 	}
 	turn = make(chan struct{}, 1)
@@ -128,11 +120,10 @@ func (r *readRole) releaseLocked() {
 	if len(r.queue) > 0 {
 		turn := r.queue[0]
 		r.queue = slices.Delete(r.queue, 0, 1)
-		r.holder = heldByCaller
-		turn <- struct{}{}
+		turn <- struct{}{} // held still: by that caller now
 		return
 	}
-	r.holder = heldByNone
+	r.held = false
 	if r.callers == 0 {
 		r.idle.Reset(idleGrace)
 	}
@@ -142,10 +133,10 @@ func (r *readRole) releaseLocked() {
 func (r *readRole) takeIdle() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.holder != heldByNone || r.callers > 0 {
+	if r.held || r.callers > 0 {
 		return false
 	}
-	r.holder = heldByBackground
+	r.held = true
 	return true
 }
 
