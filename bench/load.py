@@ -9,8 +9,9 @@ server process: the Go process and all its workers, read from /proc before and a
 and the ratio rpyc / pybridge, measured against rpyc's own ThreadedServer(SlaveService)
 in the same run; the median of --repeat runs. It also measures the floor (bench/floor:
 a server that only writes each message back): what the kernel costs any server per
-round trip here, hence the highest CPU ratio on attribute gets any server could reach. Clients that run at once are separate
-processes. Every loop is bounded in count and time.
+round trip here, hence the highest CPU ratio on attribute gets any server could reach.
+Clients that run at once are separate processes. Every loop is bounded in count and
+time.
 """
 import argparse
 import os
