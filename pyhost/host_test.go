@@ -15,6 +15,7 @@ import (
 	"github.com/pybridge/pybridge/bridge"
 	"github.com/pybridge/pybridge/bridge/brine"
 	"github.com/pybridge/pybridge/bridge/wire"
+	"golang.org/x/sys/unix"
 )
 
 // hostPythons are the interpreters the real worker is tested under: one with the
@@ -405,21 +406,38 @@ func TestHostCallsWithoutDescriptorsToSpare(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	// no call with a ctx that can end has been made on conn yet: its eventfd is not made
+	// no call with a ctx that can end has been made on conn yet: its eventfd is not made.
+	// Spend every descriptor under a limit just above those open now.
+	var limit unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &limit); err != nil {
+		t.Fatal(err)
+	}
+	open, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	low := limit
+	low.Cur = uint64(len(open) + 32)
+	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &low); err != nil {
+		t.Fatal(err)
+	}
 	var spent []*os.File
-	for {
+	for len(spent) < 64 {
 		f, err := os.Open(os.DevNull)
 		if err != nil {
 			break
 		}
 		spent = append(spent, f)
-		if len(spent) > 1<<20 {
-			t.Fatal("no descriptor limit")
-		}
 	}
 	r, err := conn.Eval(ctx, "6 * 7")
 	for _, f := range spent {
 		f.Close()
+	}
+	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &limit); err != nil {
+		t.Fatal(err)
+	}
+	if len(spent) == 64 {
+		t.Fatalf("opened 64 files under a limit of %d: the limit did not hold", low.Cur)
 	}
 	if err != nil || r != int64(42) {
 		t.Fatalf("a call while out of descriptors: %v, %v", r, err)
