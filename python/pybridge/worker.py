@@ -76,7 +76,10 @@ class FrameReader:
         buf = self._buf
         if len(buf) < 4:
             return None
-        n = int.from_bytes(buf[:4], "big")
+        n = _LENGTH.unpack_from(buf)[0]
+        if len(buf) == 4 + n:  # the common case: one whole frame, taken without copying
+            self._buf = bytearray()
+            return memoryview(buf)[4:]
         if len(buf) < 4 + n:
             if n > _CHUNK:
                 payload = bytearray(n)
