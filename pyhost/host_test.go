@@ -51,6 +51,21 @@ func startHost(t *testing.T, python string, mod func(*Config)) *Host {
 	return h
 }
 
+// connectHost starts a host on the interpreter with msgpack and connects to it; the
+// ctx, the connection and the host end with the test.
+func connectHost(t *testing.T) (context.Context, *bridge.Conn) {
+	t.Helper()
+	h := startHost(t, hostPythons(t)["msgpack"], nil)
+	ctx, cancel := contextWithTimeout(t, 30*time.Second)
+	t.Cleanup(cancel)
+	conn, err := h.Connect(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return ctx, conn
+}
+
 // The real worker end to end, under both interpreters: a call, keyword args, values
 // by value, a Python exception as a typed error.
 func TestHostCallsPython(t *testing.T) {
@@ -130,20 +145,13 @@ func TestHostWorkerCrashes(t *testing.T) {
 // Canceling a call returns at once; the Python code runs on to its end (as the package
 // doc says), and the connection's next call is served after it.
 func TestHostCancelCall(t *testing.T) {
-	h := startHost(t, hostPythons(t)["msgpack"], nil)
-	ctx, cancel := contextWithTimeout(t, 30*time.Second)
-	defer cancel()
-	conn, err := h.Connect(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	ctx, conn := connectHost(t)
 	if _, err := conn.Eval(ctx, "__import__('builtins').__dict__.setdefault('done', [])"); err != nil {
 		t.Fatal(err)
 	}
 	short, cancel2 := context.WithTimeout(ctx, 50*time.Millisecond)
 	defer cancel2()
-	_, err = conn.Eval(short, "(__import__('time').sleep(0.5), done.append(1))")
+	_, err := conn.Eval(short, "(__import__('time').sleep(0.5), done.append(1))")
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("canceled call: %v", err)
 	}
@@ -336,14 +344,7 @@ func TestHostCloseLogsNoStrayReply(t *testing.T) {
 // call that handed it over returned (the connection's callers read their own replies;
 // someone must still read Python's request), and many goroutines call at once.
 func TestHostServesPythonCallingGoWhileGoIsIdle(t *testing.T) {
-	h := startHost(t, hostPythons(t)["msgpack"], nil)
-	ctx, cancel := contextWithTimeout(t, 30*time.Second)
-	defer cancel()
-	conn, err := h.Connect(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	ctx, conn := connectHost(t)
 	if err := conn.Execute(ctx, "import threading\n"+
 		"def later(f, n, delay):\n"+
 		"    threading.Timer(delay, lambda: [f(i) for i in range(n)]).start()\n"); err != nil {
@@ -398,14 +399,7 @@ func TestHostServesPythonCallingGoWhileGoIsIdle(t *testing.T) {
 // eventfd a ctx interrupts its wait with reads without it (its ctx is then noticed at
 // the next message), and the connection lives on.
 func TestHostCallsWithoutDescriptorsToSpare(t *testing.T) {
-	h := startHost(t, hostPythons(t)["msgpack"], nil)
-	ctx, cancel := contextWithTimeout(t, 30*time.Second)
-	defer cancel()
-	conn, err := h.Connect(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	ctx, conn := connectHost(t)
 	// no call with a ctx that can end has been made on conn yet: its eventfd is not made.
 	// Spend every descriptor under a limit just above those open now.
 	var limit unix.Rlimit
