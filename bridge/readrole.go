@@ -97,16 +97,16 @@ func (r *readRole) take() (turn chan struct{}) {
 	return turn
 }
 
-// leave takes a queued caller that stops waiting out of the queue; holds says the role
-// was handed to it meanwhile (it must release it).
-func (r *readRole) leave(turn chan struct{}) (holds bool) {
+// leave takes a queued caller that stops waiting out of the queue; if the role was
+// handed to it meanwhile, it hands the role on.
+func (r *readRole) leave(turn chan struct{}) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if i := slices.Index(r.queue, turn); i >= 0 {
 		r.queue = slices.Delete(r.queue, i, i+1)
-		return false
+		return
 	}
-	return true
+	r.releaseLocked()
 }
 
 // release hands the role to the first queued caller, else lets it go.
@@ -193,20 +193,14 @@ func (a *AsyncResult) waitReading(ctx context.Context) (any, error) {
 	if turn := r.take(); turn != nil {
 		select {
 		case m := <-a.ch:
-			if r.leave(turn) {
-				r.release()
-			}
+			r.leave(turn)
 			return c.result(m)
 		case <-turn:
 		case <-ctx.Done():
-			if r.leave(turn) {
-				r.release()
-			}
+			r.leave(turn)
 			return a.gaveUp(ctx)
 		case <-c.done:
-			if r.leave(turn) {
-				r.release()
-			}
+			r.leave(turn)
 			return nil, c.err
 		}
 	}
