@@ -12,6 +12,8 @@ import (
 	"fmt"
 	"net"
 	"os"
+
+	"golang.org/x/sys/unix"
 )
 
 func main() {
@@ -35,19 +37,30 @@ func main() {
 }
 
 func echo(c *net.TCPConn) {
-	f, err := c.File() // a blocking descriptor: read(2) and write(2), no poller
-	c.Close()
+	// A blocking duplicate of the socket, read and written with plain system calls (as
+	// server.toBlocking does): TCPConn.File would hand over a non-blocking descriptor
+	// that Go's network poller waits on, which costs more than pybridge's own server.
+	raw, err := c.SyscallConn()
 	if err != nil {
 		return
 	}
-	defer f.Close()
+	fd := -1
+	raw.Control(func(s uintptr) { fd, err = unix.FcntlInt(s, unix.F_DUPFD_CLOEXEC, 0) })
+	c.Close()
+	if err != nil || fd < 0 {
+		return
+	}
+	defer unix.Close(fd)
+	if unix.SetNonblock(fd, false) != nil {
+		return
+	}
 	buf := make([]byte, 1<<16)
 	for {
-		n, err := f.Read(buf)
-		if err != nil {
+		n, err := unix.Read(fd, buf)
+		if err != nil || n == 0 {
 			return
 		}
-		if _, err := f.Write(buf[:n]); err != nil {
+		if _, err := unix.Write(fd, buf[:n]); err != nil {
 			return
 		}
 	}
