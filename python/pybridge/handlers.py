@@ -3,6 +3,7 @@ policy of rpyc's protocol_config."""
 import itertools
 import pickle
 import sys
+import types
 
 from . import consts
 from .idpack import get_id_pack
@@ -80,7 +81,69 @@ def _override(cls, name):
     return found
 
 
+_class_dict = type.__dict__["__dict__"].__get__  # a class's own namespace, whatever it defines
+_class_mro = type.__dict__["__mro__"].__get__
+_MISSING = object()
+
+
+def _own_dict_attr(cls):
+    """inspect._shadowed_dict(cls): the first "__dict__" in cls's MRO that is not the
+    standard instance-dict descriptor, or _MISSING. Kept per class, as inspect keeps it
+    since Python 3.12 (a class's "__dict__" is set when the class is made)."""
+    try:
+        return _own_dict_attrs[cls]
+    except (KeyError, TypeError):
+        pass
+    found = _MISSING
+    for entry in _class_mro(cls):
+        attr = _class_dict(entry).get("__dict__", _MISSING)
+        if attr is not _MISSING and not (type(attr) is types.GetSetDescriptorType and attr.__name__ == "__dict__"
+                                         and attr.__objclass__ is entry):
+            found = attr
+            break
+    try:
+        if len(_own_dict_attrs) > 4096:
+            _own_dict_attrs.clear()
+        _own_dict_attrs[cls] = found
+    except TypeError:  # an unhashable metaclass instance
+        pass
+    return found
+
+
+_own_dict_attrs = {}
+
+
 def _hasattr_static(obj, name):
+    """Whether inspect.getattr_static(obj, name) finds name: nothing obj or its classes
+    define runs (no property, descriptor or __getattr__). Instances are looked up here in
+    the class and instance dicts, as getattr_static does (~20x faster: it is on every
+    attribute request of a service's objects); classes themselves go to inspect."""
+    cls = type(obj)
+    mro = _class_mro(cls)
+    for entry in mro:
+        if entry is type:  # obj is a class: its metaclass's attributes count too
+            return _inspect_hasattr_static(obj, name)
+    shadow = _own_dict_attr(cls)
+    if shadow is _MISSING or type(shadow) is types.MemberDescriptorType:
+        try:
+            instance_dict = object.__getattribute__(obj, "__dict__")
+        except AttributeError:
+            instance_dict = None
+        except Exception:
+            return _inspect_hasattr_static(obj, name)
+        if instance_dict is not None:
+            if type(instance_dict) is not dict:
+                return _inspect_hasattr_static(obj, name)
+            if name in instance_dict:
+                return True
+    for entry in mro:
+        meta = type(entry)
+        if (meta is type or _own_dict_attr(meta) is _MISSING) and name in _class_dict(entry):
+            return True
+    return False
+
+
+def _inspect_hasattr_static(obj, name):
     try:
         import inspect
         inspect.getattr_static(obj, name)
