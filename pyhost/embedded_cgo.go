@@ -124,6 +124,7 @@ func (e *Embedded) Serve(ctx context.Context, t Transport, opts OpenOptions) err
 	c := &embeddedConn{t: t, dec: cpython.Decoder{Lists: opts.Mode == "go", Types: true}}
 	if ls, ok := t.(loadingStream); ok && opts.Mode != "go" {
 		c.loading, c.brine = ls, &cpython.Brine{}
+		c.loader = c.loadBody
 	}
 	stop := context.AfterFunc(ctx, func() {
 		c.fail(ctx.Err())
@@ -191,6 +192,11 @@ type embeddedConn struct {
 
 	// the connection's goroutine lives in one long call into Python (see sched)
 	yield sched.Yielder
+
+	// recv's state: the GIL released for the read, and whether loadBody took it back
+	recvTS   cpython.ThreadState
+	recvHeld bool
+	loader   wire.BodyLoader // c.loadBody, bound once
 }
 
 func (c *embeddedConn) fail(err error) {
@@ -212,56 +218,49 @@ func (c *embeddedConn) result() error {
 
 var errClosedHere = errors.New("closed by the Python side")
 
-// recv(timeout) -> (kind, seq, body) | None; EOFError once the peer is gone.
+// recv(timeout) -> (kind, seq, body) | None; EOFError once the peer is gone. Python
+// calls it from one thread at a time (the connection's receive lock).
 func (c *embeddedConn) recv(args cpython.Object) (cpython.Object, error) {
 	wait := cpython.SecondsArg(args)
 	var err error
-	ts := cpython.Release()
+	c.recvTS, c.recvHeld = cpython.Release(), false
 	c.yield.Tick()
 	ready := true
 	var m wire.Message
-	// load runs with the GIL taken back: the body becomes Python objects at once
-	held := false
-	load := func(body []byte, lim brine.Limits) (any, bool) {
-		if !held {
-			ts.Reacquire()
-			held = true
-		}
-		o, ok := c.brine.Load(body, lim)
-		return o, ok
-	}
 	for {
 		if wait >= 0 {
 			ready, err = c.t.WaitMessage(wait)
 		}
 		if ready && err == nil {
 			if c.loading != nil {
-				m, err = c.loading.ReadMessageLoading(load)
+				m, err = c.loading.ReadMessageLoading(c.loader)
 			} else {
 				m, err = c.t.ReadMessage()
 			}
 		}
+		if err == nil {
+			break
+		}
 		// a message over a value limit fails alone: the request's EXCEPTION goes back
 		// to the client, a reply over the limit reaches Python as an EXCEPTION
-		var ol *wire.OverLimitError
-		if errors.As(err, &ol) {
-			failed := ol.Reply()
-			if ol.Type != wire.MsgRequest {
-				m, err = failed, nil
-				break
-			}
-			if held {
-				ts = cpython.Release()
-				held = false
-			}
-			if err = c.t.WriteMessage(failed); err == nil {
-				continue
-			}
+		ol := overLimit(err)
+		if ol == nil {
+			break
 		}
-		break
+		failed := ol.Reply()
+		if ol.Type != wire.MsgRequest {
+			m, err = failed, nil
+			break
+		}
+		if c.recvHeld {
+			c.recvTS, c.recvHeld = cpython.Release(), false
+		}
+		if err = c.t.WriteMessage(failed); err != nil {
+			break
+		}
 	}
-	if !held {
-		ts.Reacquire()
+	if !c.recvHeld {
+		c.recvTS.Reacquire()
 	}
 	if o, ok := m.Body.(cpython.Object); ok && err == nil {
 		return c.brine.Message(int64(m.Type), m.Seq, o)
@@ -274,6 +273,24 @@ func (c *embeddedConn) recv(args cpython.Object) (cpython.Object, error) {
 		return cpython.None(), nil
 	}
 	return c.enc.Object(brine.Tuple{int64(m.Type), m.Seq, m.Body})
+}
+
+// loadBody is recv's wire.BodyLoader: it takes the GIL back (if recv has not yet) and
+// makes the body Python objects at once.
+func (c *embeddedConn) loadBody(body []byte, lim brine.Limits) (any, bool) {
+	if !c.recvHeld {
+		c.recvTS.Reacquire()
+		c.recvHeld = true
+	}
+	return c.brine.Load(body, lim)
+}
+
+func overLimit(err error) *wire.OverLimitError {
+	var ol *wire.OverLimitError
+	if errors.As(err, &ol) {
+		return ol
+	}
+	return nil
 }
 
 // send(kind, seq, body)

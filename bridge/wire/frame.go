@@ -90,6 +90,7 @@ func ReadFrame(r *bufio.Reader, lim Limits, buf []byte) ([]byte, error) {
 // (and at Release go back to) a pool shared by all connections, so a connection idle
 // after a large message keeps none.
 type FrameBuffers struct {
+	hdr           [frameHeaderLen]byte // here, not on Read's stack: io.ReadFull would move it to the heap
 	raw, inflated []byte
 	wire          int // bytes the last frame read took on the wire (header, payload, newline)
 	// the last sizes, when over KeepBuffer: the next frame starts from a pooled buffer
@@ -116,8 +117,8 @@ const growStep = 64 << 10
 // Read reads one frame and returns its payload, inflated; it stays valid until the
 // next Read or Release.
 func (b *FrameBuffers) Read(r *bufio.Reader, lim Limits) ([]byte, error) {
-	var hdr [frameHeaderLen]byte
-	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+	hdr := b.hdr[:]
+	if _, err := io.ReadFull(r, hdr); err != nil {
 		if err == io.ErrUnexpectedEOF {
 			return nil, &FrameError{Msg: "truncated header", Err: err}
 		}

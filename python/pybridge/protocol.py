@@ -33,6 +33,7 @@ from .objects import ObjectTable
 _getattribute = object.__getattribute__
 _MSG_REQUEST, _MSG_REPLY, _MSG_EXCEPTION = consts.MSG_REQUEST, consts.MSG_REPLY, consts.MSG_EXCEPTION
 _LABEL_VALUE = consts.LABEL_VALUE
+_HANDLE_CLOSE = consts.HANDLE_CLOSE
 # what OPEN's dialect says of rpyc-ng: yes, no, or (None) learn it from the peer (pybridge.ng)
 _NG_OF_DIALECT = {"ng": True, "5": False, "6": False, "go": False}
 
@@ -350,12 +351,16 @@ class Connection(Handlers):
             if fn is None:
                 raise ValueError(f"unknown request handler {handler!r}")
             result = fn(self, *unbox(self, boxed_args))
-            if handler == consts.HANDLE_CLOSE:
-                self._reply(seq, _MSG_REPLY, (consts.LABEL_VALUE, None))
+            if handler == _HANDLE_CLOSE:
+                self._reply(seq, _MSG_REPLY, (_LABEL_VALUE, None))
                 self.close()
                 return
             # box(), without the call for the most common results
-            self._reply(seq, _MSG_REPLY, (_LABEL_VALUE, result) if type(result) in _simple else box(self, result))
+            body = (_LABEL_VALUE, result) if type(result) in _simple else box(self, result)
+            try:  # _reply(), one call less
+                self._send(_MSG_REPLY, seq, body)
+            except (TypeError, ValueError, OverflowError, UnicodeError):
+                self._reply_exception(seq)  # the result cannot be encoded: say so
         except (KeyboardInterrupt, SystemExit, Exception):
             self._last_traceback = sys.exc_info()[2]
             self._reply_exception(seq)

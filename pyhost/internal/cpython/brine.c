@@ -185,8 +185,8 @@ static PyObject *load_value(pb_reader *r, int depth) {
 	return NULL;
 }
 
-PyObject *pb_brine_load(const unsigned char *p, size_t n, const pb_limits *lim) {
-	pb_reader r = {p, p + n, 0, lim};
+PyObject *pb_brine_load(const unsigned char *p, size_t n, pb_limits lim) {
+	pb_reader r = {p, p + n, 0, &lim};
 	PyObject *v = load_value(&r, 0);
 	if (v != NULL && r.p != r.end) {
 		Py_DecRef(v);
@@ -397,13 +397,13 @@ int pb_brine_dump(PyObject *o, pb_buf *b) {
 	return -1;
 }
 
-int pb_brine_dump_message(PyObject *args, long long *kind, long long *seq, pb_buf *b) {
+int pb_brine_dump_message(PyObject *args, pb_buf *b) {
 	if (pb_type(args) != pb_TupleType || PyTuple_Size(args) != 3) return -1;
 	PyObject *k = PyTuple_GetItem(args, 0), *s = PyTuple_GetItem(args, 1);
 	if (pb_type(k) != pb_LongType || pb_type(s) != pb_LongType) return -1;
 	int o1, o2;
-	*kind = PyLong_AsLongLongAndOverflow(k, &o1);
-	*seq = PyLong_AsLongLongAndOverflow(s, &o2);
+	b->kind = PyLong_AsLongLongAndOverflow(k, &o1);
+	b->seq = PyLong_AsLongLongAndOverflow(s, &o2);
 	if (o1 || o2 || PyErr_Occurred() != NULL) {
 		PyErr_Clear();
 		return -1;

@@ -52,13 +52,12 @@ func (b *Brine) Dump(args Object, use func(kind, seq int64, body []byte) error) 
 	if buf == nil {
 		buf = (*C.pb_buf)(C.calloc(1, C.size_t(unsafe.Sizeof(C.pb_buf{}))))
 	}
-	var kind, seq C.longlong
 	buf.len = 0
-	if C.pb_brine_dump_message(args.p, &kind, &seq, buf) < 0 {
+	if C.pb_brine_dump_message(args.p, buf) < 0 {
 		b.keep(buf)
 		return false, nil
 	}
-	err := use(int64(kind), int64(seq), unsafe.Slice((*byte)(unsafe.Pointer(buf.p)), int(buf.len)))
+	err := use(int64(buf.kind), int64(buf.seq), unsafe.Slice((*byte)(unsafe.Pointer(buf.p)), int(buf.len)))
 	b.keep(buf)
 	return true, err
 }
@@ -90,8 +89,7 @@ func LoadBrine(data []byte, lim brine.Limits) (Object, bool) {
 	if len(data) == 0 {
 		return Object{}, false
 	}
-	l := limits(lim)
-	o := C.pb_brine_load((*C.uchar)(unsafe.Pointer(&data[0])), C.size_t(len(data)), &l)
+	o := C.pb_brine_load((*C.uchar)(unsafe.Pointer(&data[0])), C.size_t(len(data)), limits(lim))
 	return Object{o}, o != nil
 }
 

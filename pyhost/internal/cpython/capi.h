@@ -145,30 +145,38 @@ PyObject *pb_go_func(uintptr_t h);
 
 static inline void *pb_type(PyObject *o) { return o->ob_type; }
 
+// The GIL released and taken back with the thread state as an integer: Go passes no
+// pointer, so cgo checks none (twice per message on a connection's thread).
+static inline uintptr_t pb_save_thread(void) { return (uintptr_t)PyEval_SaveThread(); }
+static inline void pb_restore_thread(uintptr_t ts) { PyEval_RestoreThread((PyThreadState *)ts); }
+
 // Brine (brine.c). Limits are package brine's.
 typedef struct pb_limits {
 	int max_depth;
 	long long max_items;
 	int max_int_digits;
 } pb_limits;
-// A growing byte buffer in C memory.
+// A growing byte buffer in C memory; kind and seq are the header of the message
+// pb_brine_dump_message dumped last.
 typedef struct pb_buf {
 	unsigned char *p;
 	size_t len, cap;
+	long long kind, seq;
 } pb_buf;
 // Nesting a value loaded or dumped may have (as the Go Decoder's MaxDepth), whatever
 // the limits say: the C stack.
 #define PB_BRINE_MAX_DEPTH 1024
 // pb_brine_load decodes the one brine value filling p[0:n]: a new reference, or NULL
 // (no exception left set) for input malformed or over lim.
-PyObject *pb_brine_load(const unsigned char *p, size_t n, const pb_limits *lim);
+PyObject *pb_brine_load(const unsigned char *p, size_t n, pb_limits lim);
 // pb_brine_message is the tuple (kind, seq, body); it steals body.
 PyObject *pb_brine_message(long long kind, long long seq, PyObject *body);
 // pb_brine_dump appends o's brine to b: 0, or -1 (b unchanged, no exception left set)
 // when o holds anything but brine's exact value types.
 int pb_brine_dump(PyObject *o, pb_buf *b);
-// pb_brine_dump_message reads args (kind, seq, body) and appends body's brine to b.
-int pb_brine_dump_message(PyObject *args, long long *kind, long long *seq, pb_buf *b);
+// pb_brine_dump_message reads args (kind, seq, body), appends body's brine to b and
+// sets b->kind and b->seq.
+int pb_brine_dump_message(PyObject *args, pb_buf *b);
 void pb_buf_free(pb_buf *b);
 
 #endif

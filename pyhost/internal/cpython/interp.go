@@ -152,14 +152,14 @@ func Leave() {
 }
 
 // ThreadState is a released GIL, to be reacquired on the same thread.
-type ThreadState struct{ ts unsafe.Pointer }
+type ThreadState struct{ ts C.uintptr_t }
 
 // Release releases the GIL held by this thread (inside a Go function Python called, or
 // between Enter and Leave) while Go works on, e.g. blocks in socket I/O.
-func Release() ThreadState { return ThreadState{C.PyEval_SaveThread()} }
+func Release() ThreadState { return ThreadState{C.pb_save_thread()} }
 
 // Reacquire takes the GIL back after Release.
-func (t ThreadState) Reacquire() { C.PyEval_RestoreThread(t.ts) }
+func (t ThreadState) Reacquire() { C.pb_restore_thread(t.ts) }
 
 // ThreadIdent is threading.get_ident() of the calling thread (GIL held).
 func ThreadIdent() uint64 { return uint64(C.PyThread_get_thread_ident()) }
