@@ -144,7 +144,7 @@ func (e *Embedded) Serve(ctx context.Context, t Transport, opts OpenOptions) err
 	if c.brine != nil {
 		defer c.brine.Close()
 	}
-	for _, fn := range []cpython.Func{c.recv, c.send, c.close} {
+	for _, fn := range []cpython.Func{c.recv, c.send, c.close, c.sendRecv} {
 		o, err := cpython.NewFunc(fn)
 		if err != nil {
 			return err
@@ -222,8 +222,42 @@ var errClosedHere = errors.New("closed by the Python side")
 // calls it from one thread at a time (the connection's receive lock).
 func (c *embeddedConn) recv(args cpython.Object) (cpython.Object, error) {
 	wait := cpython.SecondsArg(args)
-	var err error
 	c.recvTS, c.recvHeld = cpython.Release(), false
+	return c.receive(wait)
+}
+
+// send_recv(kind, seq, body) -> (kind, seq, body): send, then recv(None), with the GIL
+// released once for both. The connection's thread sends a request's reply this way
+// and waits for the next message (pybridge.protocol's serve loop): one call from
+// Python and one GIL hand-off per request less, where threads of several connections
+// contend for it. A reply that cannot be encoded raises TypeError and nothing is read.
+func (c *embeddedConn) sendRecv(args cpython.Object) (cpython.Object, error) {
+	if c.brine != nil {
+		var werr error
+		dumped, _ := c.brine.Dump(args, func(kind, seq int64, body []byte) error {
+			c.recvTS, c.recvHeld = cpython.Release(), false
+			werr = c.t.WriteMessage(wire.Message{Type: wire.MsgType(kind), Seq: seq, Body: brine.Raw(body)})
+			return werr
+		})
+		if dumped {
+			if werr != nil {
+				c.recvTS.Reacquire()
+				return c.sent(werr)
+			}
+			return c.receive(-1)
+		}
+	}
+	if _, err := c.send(args); err != nil {
+		return cpython.Object{}, err
+	}
+	c.recvTS, c.recvHeld = cpython.Release(), false
+	return c.receive(-1)
+}
+
+// receive is recv once the GIL is released (c.recvTS): the next message, waiting up to
+// wait (less than 0: for ever).
+func (c *embeddedConn) receive(wait time.Duration) (cpython.Object, error) {
+	var err error
 	c.yield.Tick()
 	ready := true
 	var m wire.Message

@@ -12,18 +12,20 @@ from .protocol import Connection
 
 
 class GoTransport:
-    """recv(timeout), send(kind, seq, body) and close(reason) are Go functions."""
+    """recv(timeout), send(kind, seq, body), close(reason) and, serving a client,
+    send_recv(kind, seq, body) (send, then recv(None), in one call) are Go functions."""
 
-    __slots__ = ("recv", "send", "close")
+    __slots__ = ("recv", "send", "close", "send_recv")
 
-    def __init__(self, recv, send, close):
+    def __init__(self, recv, send, close, send_recv=None):
         self.recv = recv
         self.send = send
         self.close = close
+        self.send_recv = send_recv
 
 
-def serve(recv, send, close, opts):
-    conn = Connection(GoTransport(recv, send, close), mode=opts.get("mode", "classic"),
+def serve(recv, send, close, send_recv, opts):
+    conn = Connection(GoTransport(recv, send, close, send_recv), mode=opts.get("mode", "classic"),
                       service=opts.get("service"), config=opts.get("config"), peer=opts.get("peer"),
                       dialect=opts.get("dialect"), local=opts.get("local"))
     conn.serve_all()

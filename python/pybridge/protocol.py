@@ -123,9 +123,21 @@ class Connection(Handlers):
             return
         recvlock = self._recvlock
         try:
-            while not self.closed:  # serve(None), one call less per message
-                recvlock.acquire()
-                self._read_locked(None)
+            if getattr(self._transport, "send_recv", None) is None:
+                while not self.closed:  # serve(None), one call less per message
+                    recvlock.acquire()
+                    self._read_locked(None)
+            else:
+                reply = None
+                while not self.closed:
+                    if reply is None:
+                        recvlock.acquire()
+                    elif self._dels or not recvlock.acquire(False):
+                        # DELs wait, or another thread reads: the reply goes now, alone
+                        self._reply(reply[0], _MSG_REPLY, reply[1])
+                        reply = None
+                        recvlock.acquire()
+                    reply = self._serve_next(reply)
         except EOFError:
             pass
         finally:
@@ -240,6 +252,43 @@ class Connection(Handlers):
             self._route_reply(kind, seq, body)
         return True
 
+    def _serve_next(self, reply):
+        """serve_all's step over a transport with send_recv (Go, embedded): sends reply
+        (seq, body) of the last request served, if any, and receives the next message in
+        one call; a request received is served, and its reply returned unsent for the
+        next step (None when it went already). The caller holds the receive lock."""
+        filed = False
+        try:
+            if reply is None:
+                msg = self._transport.recv(None)
+            else:
+                try:
+                    msg = self._transport.send_recv(_MSG_REPLY, reply[0], reply[1])
+                except (TypeError, ValueError, OverflowError, UnicodeError):
+                    # the result cannot be encoded (nothing was read): say so
+                    self._reply_exception(reply[0])
+                    msg = self._transport.recv(None)
+            if self.ng is None:
+                self._learn_ng(ng.spot(msg[0], msg[2]))
+            if msg[0] != _MSG_REQUEST:
+                filed = self._file_reply(msg[1], msg[0], msg[2])
+        except EOFError:
+            with self._cond:
+                self.closed = True
+                self._cond.notify_all()
+            raise
+        finally:
+            self._recvlock.release()
+            if self._waiters:
+                with self._cond:
+                    self._cond.notify_all()
+        kind, seq, body = msg
+        if kind == _MSG_REQUEST:
+            return self._serve_request(seq, body, True)
+        if not filed:
+            self._route_reply(kind, seq, body)
+        return None
+
     def _file_reply(self, seq, kind, body):
         """Files a reply a thread waits for (sync_request); False for any other (an
         AsyncResult's, an ignored one), which _route_reply handles."""
@@ -344,7 +393,9 @@ class Connection(Handlers):
 
     # ---- serving ----------------------------------------------------------------
 
-    def _serve_request(self, seq, body):
+    def _serve_request(self, seq, body, defer=False):
+        """Serves a request and sends its reply; with defer, a reply that is a result
+        is returned as (seq, body) for the caller to send instead."""
         try:
             handler, boxed_args = body
             fn = self.HANDLERS.get(handler)
@@ -357,6 +408,8 @@ class Connection(Handlers):
                 return
             # box(), without the call for the most common results
             body = (_LABEL_VALUE, result) if type(result) in _simple else box(self, result)
+            if defer:
+                return seq, body
             try:  # _reply(), one call less
                 self._send(_MSG_REPLY, seq, body)
             except (TypeError, ValueError, OverflowError, UnicodeError):

@@ -117,6 +117,16 @@ def test_every_brine_type_round_trips(conn, value):
     assert type(echo(value)) is type(value)
 
 
+def test_a_result_that_cannot_be_encoded_fails_alone(conn):
+    # a str with a lone surrogate has no UTF-8 (rpyc's own server never answers: its
+    # thread dies); the client gets the encoding error (as a RuntimeError's text: the
+    # error's own arguments hold the surrogate) and the connection goes on
+    for _ in range(3):
+        with pytest.raises(Exception, match="UnicodeEncodeError"):
+            conn.eval("'\\ud800'")
+        assert conn.eval("1 + 1") == 2
+
+
 def test_big_payloads(conn):
     data = bytes(range(256)) * (2 * 1024 * 1024 // 256)
     echo = conn.eval("lambda x: x")
