@@ -1,13 +1,16 @@
 """Load benchmark: the same rpyc client workloads against rpyc's own ThreadedServer and
 against `pybridge serve`, in one run, on loopback.
 
-    .venv/rpyc5/bin/python bench/load.py [--seconds 2] [--workers 2] [--repeat 3]
+    .venv/rpyc5/bin/python bench/load.py [--seconds 2] [--turns 4] [--workers 2] [--repeat 3]
         [--isolation embedded --isolation shared] [--metrics]
 
 For each workload it prints ops/s and server CPU per request (user + system time of every
 server process: the Go process and all its workers, read from /proc before and after),
 and the ratio rpyc / pybridge, measured against rpyc's own ThreadedServer(SlaveService)
-in the same run; the median of --repeat runs. It also measures the floor (bench/floor:
+in the same run; the median of --repeat runs. All servers run at once, and each
+single-client workload is measured in --turns turns in which the servers take turns (a
+rotating order): this machine's neighbours slow it down for seconds at a time, and
+that should fall on rpyc and pybridge alike. It also measures the floor (bench/floor:
 a server that only writes each message back): what the kernel costs any server per
 round trip here, hence the highest CPU ratio on attribute gets any server could reach.
 Clients that run at once are separate processes. Every loop is bounded in count and
@@ -72,7 +75,7 @@ CPU_BOUND = "sum(i * i for i in range(200000))"
 
 
 def measure(server, fn_factory, seconds, max_ops=200000):
-    """One client on a thread of this process."""
+    """One client on a thread of this process: (requests, seconds, server CPU seconds)."""
     conn = rpyc.classic.connect("127.0.0.1", server.port)
     fn = fn_factory(conn)
     fn()  # warm up: netref classes, caches
@@ -86,7 +89,7 @@ def measure(server, fn_factory, seconds, max_ops=200000):
     elapsed = time.monotonic() - t0
     cpu = tree_cpu(server.proc.pid) - cpu0
     conn.close()
-    return n / elapsed, cpu / max(n, 1)
+    return n, elapsed, cpu
 
 
 CLIENT = """
@@ -140,13 +143,17 @@ def build_floor(tmp):
     return exe
 
 
-def measure_floor(exe, seconds, max_ops=200000, size=60):
-    """Server CPU per round trip of a size-byte message (an attribute get's size) to the
-    byte-echo floor server, from one client thread, as measure() does it."""
+def start_floor(exe):
     port = free_port()
-    server = Server([str(exe), f"127.0.0.1:{port}"], port)
+    return Server([str(exe), f"127.0.0.1:{port}"], port)
+
+
+def measure_floor(server, seconds, max_ops=200000, size=60):
+    """Round trips of a size-byte message (an attribute get's size) to the byte-echo
+    floor server, from one client thread, as measure() does them: (round trips, seconds,
+    server CPU seconds)."""
+    sock = socket.create_connection(("127.0.0.1", server.port))
     try:
-        sock = socket.create_connection(("127.0.0.1", server.port))
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         msg = b"x" * size
 
@@ -162,15 +169,14 @@ def measure_floor(exe, seconds, max_ops=200000, size=60):
         round_trip()
         stop = time.monotonic() + seconds
         cpu0 = tree_cpu(server.proc.pid)
+        t0 = time.monotonic()
         n = 0
         while time.monotonic() < stop and n < max_ops:
             round_trip()
             n += 1
-        cpu = tree_cpu(server.proc.pid) - cpu0
-        sock.close()
-        return cpu / max(n, 1)
+        return n, time.monotonic() - t0, tree_cpu(server.proc.pid) - cpu0
     finally:
-        server.stop()
+        sock.close()
 
 
 def start(kind, workers):
@@ -185,7 +191,10 @@ def start(kind, workers):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--seconds", type=float, default=2.0)
+    ap.add_argument("--seconds", type=float, default=2.0, help="each server's time on each workload, per run")
+    ap.add_argument("--turns", type=int, default=4,
+                    help="the single-client workloads are measured in this many turns, the servers "
+                         "taking turns within each, so that the machine's slow moments fall on all alike")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--repeat", type=int, default=3, help="runs of everything; the median is reported")
     ap.add_argument("--isolation", action="append",
@@ -198,40 +207,58 @@ def main():
         kinds += [f"pybridge {i}"] + ([f"pybridge {i} +metrics"] if args.metrics else [])
 
     runs = []
-    floor = []
     with tempfile.TemporaryDirectory() as tmp:
         floor_exe = build_floor(tmp)
         for _ in range(args.repeat):
-            runs.append(run_all(kinds, args))
-            floor.append(measure_floor(floor_exe, args.seconds))
-    report(kinds, runs, floor, args)
+            runs.append(run_all(kinds, floor_exe, args))
+    report(kinds, runs, args)
 
 
-def run_all(kinds, args):
+def run_all(kinds, floor_exe, args):
+    """One run: every server up at once (idle ones cost nothing). Each single-client
+    workload is measured in turns: in each, every server (and, for the first workload,
+    the floor) serves the same client loop for seconds/turns, in a rotating order."""
     results = {}
-    for kind in kinds:
-        srv = start(kind, args.workers)
-        try:
-            names = list(workloads(rpyc.classic.connect("127.0.0.1", srv.port)))
-            for name in names:
-                results[(kind, name)] = measure(srv, lambda c, n=name: workloads(c)[n], args.seconds)
+    servers = {}
+    try:
+        for kind in kinds:
+            servers[kind] = start(kind, args.workers)
+        servers["floor"] = start_floor(floor_exe)
+        names = list(workloads(rpyc.classic.connect("127.0.0.1", servers["rpyc"].port)))
+        turn = args.seconds / args.turns
+        for name in names:
+            measured = kinds + (["floor"] if name == names[0] else [])
+            totals = {kind: [0, 0.0, 0.0] for kind in measured}
+            for t in range(args.turns):
+                for kind in measured[t % len(measured):] + measured[:t % len(measured)]:
+                    if kind == "floor":
+                        got = measure_floor(servers[kind], turn)
+                    else:
+                        got = measure(servers[kind], lambda c, n=name: workloads(c)[n], turn)
+                    totals[kind] = [a + b for a, b in zip(totals[kind], got)]
+            for kind, (n, elapsed, cpu) in totals.items():
+                results[(kind, name)] = (n / elapsed, cpu / max(n, 1))
+        for kind in kinds:
+            srv = servers[kind]
             results[(kind, "attribute get, 1 client process")] = measure_processes(srv, names[0], args.seconds, 1)
             results[(kind, "attribute get, 4 client processes")] = measure_processes(srv, names[0], args.seconds, 4)
             results[(kind, "CPU-bound, 1 client")] = measure_processes(srv, "cpu-bound", args.seconds, 1)
             results[(kind, "CPU-bound, 2 clients")] = measure_processes(srv, "cpu-bound", args.seconds, 2)
-        finally:
+    finally:
+        for srv in servers.values():
             srv.stop()
     return results
 
 
-def report(kinds, runs, floor, args):
+def report(kinds, runs, args):
     # the median of each figure over the runs: this machine's neighbours make single runs noisy
     results = {key: tuple(statistics.median(r[key][i] for r in runs) for i in range(len(runs[0][key])))
                for key in runs[0]}
 
     print(f"rpyc {rpyc.__version__} client, Python {sys.version.split()[0]}, "
           f"{os.cpu_count()} cores, pybridge --workers {args.workers} (spawned isolations), "
-          f"median of {args.repeat} runs of {args.seconds:g} s")
+          f"median of {args.repeat} runs; each server {args.seconds:g} s per workload and run, "
+          f"in {args.turns} turns taken in rotation")
     print("CPU ratio = rpyc's server CPU per request / pybridge's (higher is better for pybridge)")
     names = [n for (k, n) in results if k == "rpyc" and "client" not in n]
     for kind in kinds[1:]:
@@ -243,7 +270,7 @@ def report(kinds, runs, floor, args):
             print(f"{name:34} {r_ops:11.0f} {p_ops:9.0f} {fmt(r_cpu):>13} {fmt(p_cpu):>10} "
                   f"{r_cpu / p_cpu if p_cpu else float('nan'):9.2f}x")
     r_cpu = results[("rpyc", names[0])][1]
-    f_cpu = statistics.median(floor)
+    f_cpu = results[("floor", names[0])][1]
     print(f"\nfloor (bench/floor, a server that only writes each message back): {fmt(f_cpu)} per round trip, "
           f"so no server can reach more than {r_cpu / f_cpu:.2f}x rpyc on {names[0]} here")
     print()
