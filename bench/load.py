@@ -113,9 +113,8 @@ print(n, flush=True)
 
 
 def measure_processes(server, name, seconds, clients):
-    """clients client processes at once (each with its own interpreter and GIL): ops/s,
-    server CPU per request, the clients' CPU per request, and how many cores were busy
-    with either (when that nears the machine's cores, the clients are what limits)."""
+    """clients client processes at once (each with its own interpreter and GIL):
+    (requests, seconds, server CPU seconds, the clients' CPU seconds)."""
     procs = [subprocess.Popen([sys.executable, "-c", CLIENT, str(HERE), str(server.port), name, str(seconds)],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) for _ in range(clients)]
     for p in procs:
@@ -133,7 +132,19 @@ def measure_processes(server, name, seconds, clients):
     for p in procs:
         p.stdin.close()
         p.wait(30)
-    return ops / elapsed, cpu / max(ops, 1), client / max(ops, 1), (cpu + client) / elapsed
+    return ops, elapsed, cpu, client
+
+
+def in_turns(measurements, turns):
+    """Runs each measurement (a key and a function of the turn's seconds returning
+    totals) once per turn, in a rotating order, and sums the totals of each key."""
+    totals = {}
+    keys = list(measurements)
+    for t in range(turns):
+        for key in keys[t % len(keys):] + keys[:t % len(keys)]:
+            got = measurements[key]()
+            totals[key] = [a + b for a, b in zip(totals.get(key, [0] * len(got)), got)]
+    return totals
 
 
 def build_floor(tmp):
@@ -227,23 +238,19 @@ def run_all(kinds, floor_exe, args):
         names = list(workloads(rpyc.classic.connect("127.0.0.1", servers["rpyc"].port)))
         turn = args.seconds / args.turns
         for name in names:
-            measured = kinds + (["floor"] if name == names[0] else [])
-            totals = {kind: [0, 0.0, 0.0] for kind in measured}
-            for t in range(args.turns):
-                for kind in measured[t % len(measured):] + measured[:t % len(measured)]:
-                    if kind == "floor":
-                        got = measure_floor(servers[kind], turn)
-                    else:
-                        got = measure(servers[kind], lambda c, n=name: workloads(c)[n], turn)
-                    totals[kind] = [a + b for a, b in zip(totals[kind], got)]
-            for kind, (n, elapsed, cpu) in totals.items():
+            measured = {kind: (lambda srv=servers[kind], n=name: measure(srv, lambda c: workloads(c)[n], turn))
+                        for kind in kinds}
+            if name == names[0]:
+                measured["floor"] = lambda: measure_floor(servers["floor"], turn)
+            for kind, (n, elapsed, cpu) in in_turns(measured, args.turns).items():
                 results[(kind, name)] = (n / elapsed, cpu / max(n, 1))
-        for kind in kinds:
-            srv = servers[kind]
-            results[(kind, "attribute get, 1 client process")] = measure_processes(srv, names[0], args.seconds, 1)
-            results[(kind, "attribute get, 4 client processes")] = measure_processes(srv, names[0], args.seconds, 4)
-            results[(kind, "CPU-bound, 1 client")] = measure_processes(srv, "cpu-bound", args.seconds, 1)
-            results[(kind, "CPU-bound, 2 clients")] = measure_processes(srv, "cpu-bound", args.seconds, 2)
+        # several client processes against one, in turns too (each turn starts the clients anew)
+        for label, name, counts in (("attribute get", names[0], (1, 4)), ("CPU-bound", "cpu-bound", (1, 2))):
+            measured = {(kind, k): (lambda srv=servers[kind], k=k: measure_processes(srv, name, turn, k))
+                        for kind in kinds for k in counts}
+            for (kind, k), (ops, elapsed, cpu, client) in in_turns(measured, args.turns).items():
+                results[(kind, f"{label}, {k} client{'s' if k > 1 else ''}")] = (
+                    ops / elapsed, cpu / max(ops, 1), client / max(ops, 1), (cpu + client) / elapsed)
     finally:
         for srv in servers.values():
             srv.stop()
@@ -275,8 +282,8 @@ def report(kinds, runs, args):
           f"so no server can reach more than {r_cpu / f_cpu:.2f}x rpyc on {names[0]} here")
     print()
     for kind in kinds:
-        one = results[(kind, "attribute get, 1 client process")][0]
-        four, server, client, busy = results[(kind, "attribute get, 4 client processes")]
+        one = results[(kind, "attribute get, 1 client")][0]
+        four, server, client, busy = results[(kind, "attribute get, 4 clients")]
         print(f"{kind}: four clients doing attribute gets get {four / one:.2f}x the throughput of one "
               f"(CPU per request: server {fmt(server)}, clients {fmt(client)}; {busy:.2f} of {os.cpu_count()} cores busy)")
     for kind in kinds:
