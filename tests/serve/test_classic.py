@@ -118,9 +118,9 @@ def test_every_brine_type_round_trips(conn, value):
 
 
 def test_a_result_that_cannot_be_encoded_fails_alone(conn):
-    # a str with a lone surrogate has no UTF-8 (rpyc's own server never answers: its
-    # thread dies); the client gets the encoding error (as a RuntimeError's text: the
-    # error's own arguments hold the surrogate) and the connection goes on
+    # a str with a lone surrogate has no UTF-8 (rpyc's own server drops the connection);
+    # the client gets the encoding error (as a RuntimeError's text: the error's own
+    # arguments hold the surrogate) and the connection goes on
     for _ in range(3):
         with pytest.raises(Exception, match="UnicodeEncodeError"):
             conn.eval("'\\ud800'")
