@@ -90,10 +90,9 @@ def _own_dict_attr(cls):
     """inspect._shadowed_dict(cls): the first "__dict__" in cls's MRO that is not the
     standard instance-dict descriptor, or _MISSING. Kept per class, as inspect keeps it
     since Python 3.12 (a class's "__dict__" is set when the class is made)."""
-    try:
-        return _own_dict_attrs[cls]
-    except (KeyError, TypeError):
-        pass
+    cached = _own_dict_attrs.get(id(cls))  # by id: hashing cls could run its metaclass's __hash__
+    if cached is not None and cached[0] is cls:
+        return cached[1]
     found = _MISSING
     for entry in _class_mro(cls):
         attr = _class_dict(entry).get("__dict__", _MISSING)
@@ -101,12 +100,9 @@ def _own_dict_attr(cls):
                                          and attr.__objclass__ is entry):
             found = attr
             break
-    try:
-        if len(_own_dict_attrs) > 4096:
-            _own_dict_attrs.clear()
-        _own_dict_attrs[cls] = found
-    except TypeError:  # an unhashable metaclass instance
-        pass
+    if len(_own_dict_attrs) > 4096:
+        _own_dict_attrs.clear()
+    _own_dict_attrs[id(cls)] = (cls, found)  # cls kept alive, so its id is not reused meanwhile
     return found
 
 

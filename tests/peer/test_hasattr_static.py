@@ -97,6 +97,18 @@ class UnderShadowingMeta(metaclass=ShadowingMeta):
     hidden = 1
 
 
+class HashingMeta(type):
+    def __hash__(cls):
+        _record("metaclass __hash__")
+
+    def __eq__(cls, other):
+        _record("metaclass __eq__")
+
+
+class UnderHashingMeta(metaclass=HashingMeta):
+    known = 1
+
+
 class Abstract(abc.ABC):
     concrete = 1
 
@@ -167,6 +179,17 @@ def test_answers_as_getattr_static_and_runs_nothing(kind):
     assert CALLS == []
     want = {name: _inspect_says(obj, name) for name in NAMES}
     assert got == want
+
+
+def test_runs_no_metaclass_hash_or_eq():
+    # (inspect.getattr_static itself compares classes with ==: no comparison with it here)
+    obj = UnderHashingMeta()
+    obj.mine = 2
+    CALLS.clear()
+    assert _hasattr_static(obj, "known")
+    assert _hasattr_static(obj, "mine")
+    assert not _hasattr_static(obj, "missing")
+    assert CALLS == []
 
 
 def test_sees_attributes_added_after_a_lookup():
