@@ -247,7 +247,7 @@ func (c *embeddedConn) sendRecv(args cpython.Object) (cpython.Object, error) {
 			return c.receive(-1)
 		}
 	}
-	if _, err := c.send(args); err != nil {
+	if _, err := c.sendValues(args); err != nil {
 		return cpython.Object{}, err
 	}
 	c.recvTS, c.recvHeld = cpython.Release(), false
@@ -296,9 +296,6 @@ func (c *embeddedConn) receive(wait time.Duration) (cpython.Object, error) {
 	if !c.recvHeld {
 		c.recvTS.Reacquire()
 	}
-	if o, ok := m.Body.(cpython.Object); ok && err == nil {
-		return c.brine.Message(int64(m.Type), m.Seq, o)
-	}
 	if err != nil {
 		c.fail(err)
 		return cpython.Object{}, &cpython.Raise{Class: "EOFError", Msg: err.Error()}
@@ -306,7 +303,22 @@ func (c *embeddedConn) receive(wait time.Duration) (cpython.Object, error) {
 	if !ready {
 		return cpython.None(), nil
 	}
-	return c.enc.Object(brine.Tuple{int64(m.Type), m.Seq, m.Body})
+	var o cpython.Object
+	if body, ok := m.Body.(cpython.Object); ok {
+		o, err = c.brine.Message(int64(m.Type), m.Seq, body)
+	} else {
+		o, err = c.enc.Object(brine.Tuple{int64(m.Type), m.Seq, m.Body})
+	}
+	if err != nil {
+		// a message the limits let through that Python cannot take (an int over the
+		// digits hosted code set with sys.set_int_max_str_digits): the connection ends,
+		// as a malformed one does, and nothing but EOFError comes from the receiving
+		// half (send_recv's caller tells a reply that could not be sent by its class)
+		err = fmt.Errorf("pyhost: %v %d cannot be made Python objects: %w", m.Type, m.Seq, takeException(err))
+		c.fail(err)
+		return cpython.Object{}, &cpython.Raise{Class: "EOFError", Msg: err.Error()}
+	}
+	return o, nil
 }
 
 // loadBody is recv's wire.BodyLoader: it takes the GIL back (if recv has not yet) and
@@ -341,6 +353,12 @@ func (c *embeddedConn) send(args cpython.Object) (cpython.Object, error) {
 			return c.sent(werr)
 		}
 	}
+	return c.sendValues(args)
+}
+
+// sendValues is send for a message brine.c refused to dump: through Go values, which
+// decide (and report what brine cannot carry).
+func (c *embeddedConn) sendValues(args cpython.Object) (cpython.Object, error) {
 	a, err := c.dec.Value(args)
 	if err != nil {
 		return cpython.Object{}, err

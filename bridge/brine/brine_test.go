@@ -240,6 +240,33 @@ func TestLoadRejectsMalformedAndOversized(t *testing.T) {
 	}
 }
 
+// MaxIntDigits counts digits, not the sign: CPython refuses str -> int conversions of
+// more than 4300 digits, so a 4301-digit positive int must fail here as over the limit,
+// not later in Python.
+func TestMaxIntDigitsCountsDigitsNotTheSign(t *testing.T) {
+	lim := Limits{MaxIntDigits: 5}
+	intOf := func(s string) []byte { return append([]byte{tagIntL1, byte(len(s))}, s...) }
+	for _, s := range []string{"123456789012345678901", "-123456789012345678901"} {
+		l := lim
+		l.MaxIntDigits = 20
+		if _, err := LoadLimited(intOf(s), l); err == nil {
+			t.Errorf("%s (%d characters) loaded within 20 digits", s, len(s))
+		}
+	}
+	for _, s := range []string{"12345", "-12345", "1234567890123456789", "-1234567890123456789"} {
+		l := lim
+		l.MaxIntDigits = 19
+		if _, err := LoadLimited(intOf(s), l); err != nil {
+			t.Errorf("%s within 19 digits: %v", s, err)
+		}
+	}
+	_, err := LoadLimited(intOf("123456"), lim)
+	var de *DecodeError
+	if !errors.As(err, &de) || !de.Limit {
+		t.Errorf("6 digits within 5: %v, want a limit error", err)
+	}
+}
+
 func FuzzLoad(f *testing.F) {
 	for _, name := range goldenFiles {
 		for _, vec := range loadGolden(f, name).Vectors {

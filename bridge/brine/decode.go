@@ -250,6 +250,9 @@ func (d *decoder) int(n int) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	if digits := n - btoi(n > 0 && raw[0] == '-'); d.lim.MaxIntDigits > 0 && digits > d.lim.MaxIntDigits {
+		return nil, d.limitf("int of %d digits exceeds %d", digits, d.lim.MaxIntDigits)
+	}
 	if i, err := strconv.ParseInt(string(raw), 10, 64); err == nil {
 		return i, nil
 	}
@@ -261,6 +264,13 @@ func (d *decoder) int(n int) (any, error) {
 		return nil, d.errorf("malformed int %q", truncate(raw))
 	}
 	return NormalizeInt(i), nil
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // validDecimal accepts what Python's str(int) produces: an optional '-' and digits.

@@ -3,6 +3,7 @@ rpyc_classic."""
 import gc
 import io
 import math
+import sys
 import threading
 import time
 
@@ -125,6 +126,23 @@ def test_a_result_that_cannot_be_encoded_fails_alone(conn):
         with pytest.raises(Exception, match="UnicodeEncodeError"):
             conn.eval("'\\ud800'")
         assert conn.eval("1 + 1") == 2
+
+
+def test_an_int_of_4301_digits_fails_alone(conn):
+    # CPython converts str <-> int of at most 4300 digits: the server refuses one more
+    # (as over a limit) before Python sees it, and the connection goes on
+    echo = conn.eval("lambda x: x")
+    old = sys.get_int_max_str_digits()
+    sys.set_int_max_str_digits(0)  # lets this client write it
+    try:
+        with pytest.raises(ValueError, match="refused"):
+            echo(10 ** 4300)
+        with pytest.raises(ValueError, match="refused"):
+            echo(-10 ** 4300)
+    finally:
+        sys.set_int_max_str_digits(old)
+    assert echo(10 ** 4299) == 10 ** 4299
+    assert echo(-10 ** 4299) == -10 ** 4299
 
 
 def test_big_payloads(conn):

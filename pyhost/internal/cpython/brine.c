@@ -83,6 +83,8 @@ static PyObject *load_int(pb_reader *r, long long n) {
 	if (take(r, (size_t)n, &b) < 0) return NULL;
 	int neg = n > 0 && b[0] == '-';
 	if (n - neg == 0) return NULL;
+	// the limit counts digits, not the sign (CPython's own limit on str -> int does)
+	if (r->lim->max_int_digits > 0 && n - neg > (long long)r->lim->max_int_digits) return NULL;
 	for (long long i = neg; i < n; i++) {
 		if (b[i] < '0' || b[i] > '9') return NULL;
 	}

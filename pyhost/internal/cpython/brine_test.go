@@ -142,6 +142,7 @@ func TestBrineLoadRefuses(t *testing.T) {
 		{"nested beyond MaxDepth", "10 10 10 10 10 50"},
 		{"more than MaxItems", "15 00 00 00 0b 50 50 50 50 50 50 50 50 50 50 50"},
 		{"int beyond MaxIntDigits", "16 16 " + strings.Repeat("31 ", 22)},
+		{"positive int one digit beyond MaxIntDigits", "16 15 " + strings.Repeat("31 ", 21)},
 		{"slice of two", "19 11 50 50"},
 		{"frozenset of no tuple", "1a 50"},
 		{"frozenset of an unhashable item", "1a 10 19 12 50 50 50"},
