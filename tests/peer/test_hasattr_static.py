@@ -192,6 +192,27 @@ def test_runs_no_metaclass_hash_or_eq():
     assert CALLS == []
 
 
+def test_sees_a_base_class_assigned_later():
+    class Shadow:
+        @property
+        def __dict__(self):
+            _record("__dict__ property")
+
+    class Base:
+        pass
+
+    class Derived(Base):
+        pass
+
+    obj = Derived()
+    obj.mine = 1
+    assert _hasattr_static(obj, "mine")
+    Derived.__bases__ = (Shadow,)  # now getattr_static does not look into obj's dict
+    CALLS.clear()
+    assert _hasattr_static(obj, "mine") == _inspect_says(obj, "mine")
+    assert CALLS == []
+
+
 def test_sees_attributes_added_after_a_lookup():
     class Late:
         pass
