@@ -79,17 +79,22 @@ def measure(server, fn_factory, seconds, max_ops=200000):
     conn = rpyc.classic.connect("127.0.0.1", server.port)
     fn = fn_factory(conn)
     fn()  # warm up: netref classes, caches
+    got = run_for(fn, seconds, max_ops, server.proc.pid)
+    conn.close()
+    return got
+
+
+def run_for(fn, seconds, max_ops, pid):
+    """Calls fn until seconds pass or it was called max_ops times: (calls, seconds, CPU
+    seconds of pid's process tree meanwhile)."""
     stop = time.monotonic() + seconds
-    cpu0 = tree_cpu(server.proc.pid)
+    cpu0 = tree_cpu(pid)
     t0 = time.monotonic()
     n = 0
     while time.monotonic() < stop and n < max_ops:
         fn()
         n += 1
-    elapsed = time.monotonic() - t0
-    cpu = tree_cpu(server.proc.pid) - cpu0
-    conn.close()
-    return n, elapsed, cpu
+    return n, time.monotonic() - t0, tree_cpu(pid) - cpu0
 
 
 CLIENT = """
@@ -178,14 +183,7 @@ def measure_floor(server, seconds, max_ops=200000, size=60):
                 got += len(chunk)
 
         round_trip()
-        stop = time.monotonic() + seconds
-        cpu0 = tree_cpu(server.proc.pid)
-        t0 = time.monotonic()
-        n = 0
-        while time.monotonic() < stop and n < max_ops:
-            round_trip()
-            n += 1
-        return n, time.monotonic() - t0, tree_cpu(server.proc.pid) - cpu0
+        return run_for(round_trip, seconds, max_ops, server.proc.pid)
     finally:
         sock.close()
 

@@ -223,9 +223,44 @@ class Connection(Handlers):
 
     def _read_locked(self, timeout):
         """serve() for a thread that holds the receive lock; releases it."""
+        msg, filed = self._receive_locked(timeout, None)
+        if msg is None:
+            return False
+        kind, seq, body = msg
+        if kind == _MSG_REQUEST:
+            self._serve_request(seq, body)
+        elif not filed:
+            self._route_reply(kind, seq, body)
+        return True
+
+    def _serve_next(self, reply):
+        """serve_all's step over a transport with send_recv (Go, embedded): sends reply
+        (seq, body) of the last request served, if any, and receives the next message in
+        one call; a request received is served, and its reply returned unsent for the
+        next step (None when it went already). The caller holds the receive lock."""
+        msg, filed = self._receive_locked(None, reply)
+        kind, seq, body = msg
+        if kind == _MSG_REQUEST:
+            return self._serve_request(seq, body, True)
+        if not filed:
+            self._route_reply(kind, seq, body)
+        return None
+
+    def _receive_locked(self, timeout, reply):
+        """The next message (None when timeout passed first), and whether it was a reply
+        filed for the thread waiting for it; reply (seq, body), if any, is sent in the
+        same call (send_recv). The caller holds the receive lock; it is released here."""
         filed = False
         try:
-            msg = self._transport.recv(timeout)
+            if reply is None:
+                msg = self._transport.recv(timeout)
+            else:
+                try:
+                    msg = self._transport.send_recv(_MSG_REPLY, reply[0], reply[1])
+                except (TypeError, ValueError, OverflowError, UnicodeError):
+                    # the result cannot be encoded (nothing was read): say so
+                    self._reply_exception(reply[0])
+                    msg = self._transport.recv(timeout)
             if msg is not None:
                 if self.ng is None:
                     self._learn_ng(ng.spot(msg[0], msg[2]))
@@ -243,51 +278,7 @@ class Connection(Handlers):
             if self._waiters:
                 with self._cond:
                     self._cond.notify_all()
-        if msg is None:
-            return False
-        kind, seq, body = msg
-        if kind == _MSG_REQUEST:
-            self._serve_request(seq, body)
-        elif not filed:
-            self._route_reply(kind, seq, body)
-        return True
-
-    def _serve_next(self, reply):
-        """serve_all's step over a transport with send_recv (Go, embedded): sends reply
-        (seq, body) of the last request served, if any, and receives the next message in
-        one call; a request received is served, and its reply returned unsent for the
-        next step (None when it went already). The caller holds the receive lock."""
-        filed = False
-        try:
-            if reply is None:
-                msg = self._transport.recv(None)
-            else:
-                try:
-                    msg = self._transport.send_recv(_MSG_REPLY, reply[0], reply[1])
-                except (TypeError, ValueError, OverflowError, UnicodeError):
-                    # the result cannot be encoded (nothing was read): say so
-                    self._reply_exception(reply[0])
-                    msg = self._transport.recv(None)
-            if self.ng is None:
-                self._learn_ng(ng.spot(msg[0], msg[2]))
-            if msg[0] != _MSG_REQUEST:
-                filed = self._file_reply(msg[1], msg[0], msg[2])
-        except EOFError:
-            with self._cond:
-                self.closed = True
-                self._cond.notify_all()
-            raise
-        finally:
-            self._recvlock.release()
-            if self._waiters:
-                with self._cond:
-                    self._cond.notify_all()
-        kind, seq, body = msg
-        if kind == _MSG_REQUEST:
-            return self._serve_request(seq, body, True)
-        if not filed:
-            self._route_reply(kind, seq, body)
-        return None
+        return msg, filed
 
     def _file_reply(self, seq, kind, body):
         """Files a reply a thread waits for (sync_request); False for any other (an

@@ -3,13 +3,13 @@ inspect.getattr_static does, for every kind of object a service hands out, and r
 nothing the object or its classes define (fix #2: no property, descriptor or __getattr__
 is evaluated to decide whether a client may access a name)."""
 import abc
-import inspect
 import math
 import sys
 
 import pytest
 
 from pybridge.handlers import _hasattr_static
+from pybridge.handlers import _inspect_hasattr_static as _inspect_says  # the answer to match
 
 CALLS = []
 
@@ -159,16 +159,6 @@ NAMES = ["pi", "exposed_pi", "cls_attr", "exposed_cls", "inst", "exposed_inst", 
          "child_attr", "set_slot", "unset_slot", "prop", "desc", "own", "meta_attr", "hidden",
          "concrete", "must", "append", "keys", "__len__", "__dict__", "__class__", "__doc__",
          "__name__", "mro", "real", "missing", "exposed_missing", "__getattr__"]
-
-
-def _inspect_says(obj, name):
-    try:
-        inspect.getattr_static(obj, name)
-        return True
-    except AttributeError:
-        return False
-    except Exception:
-        return False
 
 
 @pytest.mark.parametrize("kind", sorted(OBJECTS))
