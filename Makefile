@@ -123,6 +123,7 @@ golden:
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 	$(VENV)/rpyc5/bin/python bench/load.py
+	$(VENV)/rpyc5/bin/python bench/service.py
 	$(VENV)/rpyc5/bin/python bench/refcall.py
 	$(VENV)/rpyc5/bin/python bench/idle.py
 
