@@ -342,10 +342,9 @@ func overLimit(err error) *wire.OverLimitError {
 // send(kind, seq, body)
 func (c *embeddedConn) send(args cpython.Object) (cpython.Object, error) {
 	if c.brine != nil {
-		var err error
 		dumped, werr := c.brine.Dump(args, func(kind, seq int64, body []byte) error {
 			ts := cpython.Release()
-			err = c.t.WriteMessage(wire.Message{Type: wire.MsgType(kind), Seq: seq, Body: brine.Raw(body)})
+			err := c.t.WriteMessage(wire.Message{Type: wire.MsgType(kind), Seq: seq, Body: brine.Raw(body)})
 			ts.Reacquire()
 			return err
 		})

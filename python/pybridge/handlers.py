@@ -148,13 +148,11 @@ def _in_class_dicts(mro, name):
 
 
 def _inspect_hasattr_static(obj, name):
+    import inspect
     try:
-        import inspect
         inspect.getattr_static(obj, name)
         return True
-    except AttributeError:
-        return False
-    except Exception:
+    except Exception:  # AttributeError: not there; anything else: getattr_static cannot tell
         return False
 
 
