@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pybridge/pybridge/bridge/brine"
@@ -135,15 +136,28 @@ func (e *Embedded) Serve(ctx context.Context, t Transport, opts OpenOptions) err
 	defer sched.Outside()()
 	cpython.Enter()
 	defer cpython.Leave()
+	if c.brine != nil {
+		defer c.brine.Close()
+	}
+	var err error
+	if cs, ok := t.(channelStream); ok && c.loading != nil {
+		// frames on a blocking socket: read and written in C on this thread (the
+		// descriptor kept open meanwhile)
+		if cs.HoldFd(func(fd int) { err = e.serve(c, opts, cs, fd) }) {
+			return err
+		}
+	}
+	return e.serve(c, opts, nil, -1)
+}
+
+// serve runs the connection in Python, with a C channel on fd when cs is set.
+func (e *Embedded) serve(c *embeddedConn, opts OpenOptions, cs channelStream, fd int) error {
 	var objs []cpython.Object
 	defer func() {
 		for _, o := range objs {
 			o.DecRef()
 		}
 	}()
-	if c.brine != nil {
-		defer c.brine.Close()
-	}
 	for _, fn := range []cpython.Func{c.recv, c.send, c.close, c.sendRecv} {
 		o, err := cpython.NewFunc(fn)
 		if err != nil {
@@ -151,17 +165,33 @@ func (e *Embedded) Serve(ctx context.Context, t Transport, opts OpenOptions) err
 		}
 		objs = append(objs, o)
 	}
+	if cs != nil {
+		awaiting, serving := cs.Counters()
+		ch, sendRecv, err := cpython.NewChannel(fd, awaiting, serving, objs[3], objs[0])
+		if err != nil {
+			return err
+		}
+		c.ch, c.cs = ch, cs
+		cs.SetWriteLock(ch)
+		c.handOver()
+		defer func() {
+			cs.SetWriteLock(nil)
+			ch.Release()
+		}()
+		objs = append(objs, objs[3])
+		objs[3] = sendRecv
+	}
 	o, err := c.enc.Object(openBody(opts))
 	if err != nil {
 		return err
 	}
 	objs = append(objs, o)
-	r, err := e.serveFn.Call(objs, cpython.Object{})
+	r, err := e.serveFn.Call(append(objs[:4:4], o), cpython.Object{})
 	if err != nil {
 		return fmt.Errorf("pyhost: embedded connection: %w", takeException(err))
 	}
 	r.DecRef()
-	t.Close()
+	c.t.Close()
 	return c.result()
 }
 
@@ -192,6 +222,11 @@ type embeddedConn struct {
 
 	// the connection's goroutine lives in one long call into Python (see sched)
 	yield sched.Yielder
+
+	// frames on a blocking socket read and written in C by the connection's thread
+	// (Python's send_recv), taking turns with Go's reads of cs; nil: Go only
+	ch *cpython.Channel
+	cs channelStream
 
 	// recv's state: the GIL released for the read, and whether loadBody took it back
 	recvTS   cpython.ThreadState
@@ -259,6 +294,10 @@ func (c *embeddedConn) sendRecv(args cpython.Object) (cpython.Object, error) {
 func (c *embeddedConn) receive(wait time.Duration) (cpython.Object, error) {
 	var err error
 	c.yield.Tick()
+	if c.ch != nil {
+		c.cs.TakeBack(c.ch.Take())
+		defer c.handOver()
+	}
 	ready := true
 	var m wire.Message
 	for {
@@ -319,6 +358,24 @@ func (c *embeddedConn) receive(wait time.Duration) (cpython.Object, error) {
 		return cpython.Object{}, &cpython.Raise{Class: "EOFError", Msg: err.Error()}
 	}
 	return o, nil
+}
+
+// handOver ends a turn of Go's reading: the bytes it read ahead go to the C channel,
+// with how to read and write the messages.
+func (c *embeddedConn) handOver() {
+	h := c.cs.HandOver()
+	layout := 0
+	switch h.Dialect {
+	case wire.Dialect5:
+		layout = 5
+	case wire.Dialect6, wire.DialectNG:
+		layout = 6
+	}
+	if !c.ch.Give(h.Buffered) {
+		c.cs.TakeBack(h.Buffered)
+		layout = 0
+	}
+	c.ch.Set(layout, h.Threshold, h.Limits.MaxFrame, h.Limits.Value)
 }
 
 // loadBody is recv's wire.BodyLoader: it takes the GIL back (if recv has not yet) and
@@ -400,4 +457,14 @@ func (c *embeddedConn) close(args cpython.Object) (cpython.Object, error) {
 // (*wire.FrameStream).
 type loadingStream interface {
 	ReadMessageLoading(wire.BodyLoader) (wire.Message, error)
+}
+
+// channelStream is a Transport whose frames a C channel may read and write in turns
+// with it, on a blocking socket (*wire.FrameStream; see wire.Handover).
+type channelStream interface {
+	HoldFd(f func(fd int)) bool
+	HandOver() wire.Handover
+	TakeBack(b []byte)
+	Counters() (awaiting, serving *atomic.Int32)
+	SetWriteLock(l sync.Locker)
 }

@@ -120,6 +120,13 @@ func (c *blockingConn) CloseWrite() error {
 	return err
 }
 
+// HoldFd runs f with the socket's descriptor, kept open meanwhile: a Close during f
+// shuts the socket down (waking a thread blocked reading it) but closes the descriptor
+// only once f has returned, so that its number is not reused while f may use it.
+func (c *blockingConn) HoldFd(f func(fd int)) error {
+	return c.rc.Control(func(s uintptr) { f(int(s)) })
+}
+
 // BlockingFd is the socket's descriptor, for poll(2) (bridge.Relay waits on it).
 func (c *blockingConn) BlockingFd() int {
 	fd := -1

@@ -18,6 +18,7 @@ import (
 type FrameStream struct {
 	rwc  io.ReadWriteCloser
 	r    *bufio.Reader
+	src  unreadReader // what r reads: bytes given back (TakeBack), then rwc
 	lim  Limits
 	bufs FrameBuffers
 	// the first message, read by AcceptFrameStream
@@ -50,14 +51,16 @@ type FrameStream struct {
 	wframe   []byte
 	wlast    int // the last payload's size: a large one is likely followed by another
 	compress bool
+	wlock    sync.Locker // also held for each Write (SetWriteLock); nil: none
 	closeMu  sync.Once
 	closeErr error
 }
 
 // NewFrameStream speaks dialect d over rwc.
 func NewFrameStream(rwc io.ReadWriteCloser, d Dialect, lim Limits) *FrameStream {
-	fs := &FrameStream{rwc: rwc, r: bufio.NewReaderSize(rwc, 64<<10), lim: lim, compress: true,
-		known: make(chan struct{})}
+	fs := &FrameStream{rwc: rwc, lim: lim, compress: true, known: make(chan struct{})}
+	fs.src.r = rwc
+	fs.r = bufio.NewReaderSize(&fs.src, 64<<10)
 	if d != nil {
 		fs.settleDialect(d, false)
 	}
@@ -153,7 +156,7 @@ func (fs *FrameStream) ReadMessage() (Message, error) {
 // DEL, then the reply) its second write waits for the first to be acknowledged, which
 // a delayed ACK makes 40 ms.
 func (fs *FrameStream) quickAck() {
-	if fs.awaiting.Load() > 0 && fs.r.Buffered() == 0 {
+	if fs.awaiting.Load() > 0 && fs.Buffered() == 0 {
 		if qa, ok := fs.rwc.(interface{ QuickAck() }); ok {
 			qa.QuickAck()
 		}
@@ -202,7 +205,7 @@ var ErrDialectMismatch = errors.New("dialect mismatch")
 // returns) is there. A connection without read deadlines cannot bound the wait: it
 // reports true at once and ReadMessage blocks.
 func (fs *FrameStream) WaitMessage(d time.Duration) (bool, error) {
-	if fs.pending != nil || fs.r.Buffered() > 0 {
+	if fs.Buffered() > 0 {
 		return true, nil
 	}
 	dl, ok := fs.rwc.(interface{ SetReadDeadline(time.Time) error })
@@ -252,7 +255,13 @@ func (fs *FrameStream) WriteMessage(m Message) error {
 		fbuf = bufpool.Get(len(payload) + len(payload)>>6 + 64) // room for deflate's worst case
 	}
 	frame := appendFrame(fbuf[:0], payload, c)
-	_, err = fs.rwc.Write(frame)
+	if fs.wlock != nil {
+		fs.wlock.Lock()
+		_, err = fs.rwc.Write(frame)
+		fs.wlock.Unlock()
+	} else {
+		_, err = fs.rwc.Write(frame)
+	}
 	if err == nil && fs.obs != nil {
 		fs.obs.Sent(m.Type, m.Seq, len(frame))
 	}
@@ -292,7 +301,7 @@ func (fs *FrameStream) Buffered() int {
 	if fs.pending != nil {
 		return 1
 	}
-	return fs.r.Buffered()
+	return fs.r.Buffered() + len(fs.src.buf)
 }
 
 // Fd is the descriptor the stream reads, when it reads one in blocking mode directly

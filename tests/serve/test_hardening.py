@@ -193,6 +193,24 @@ def test_pipelined_requests_with_large_replies_all_complete(conn):
     assert conn.eval("6 * 7") == 42
 
 
+@pytest.mark.parametrize("compress", [True, False], ids=["compressed", "plain"])
+def test_pipelined_requests_of_every_size_get_their_own_answers(conn, compress):
+    # requests sent back to back, frames of every size mixed: small ones arrive several
+    # to a read, large ones (compressed by rpyc past 3000 bytes, or over 64 KiB
+    # uncompressed) between them; each is answered with its own result, in order
+    client_internal(conn, "channel").compress = compress
+    try:
+        size = rpyc.async_(conn.builtins.len)
+        sizes = [1, 100, 2999, 3001, 5000, 70000, 10, 200000, 7] * 25
+        results = [size(bytes(n)) for n in sizes]
+        for r in results:
+            r.set_expiry(30)
+        assert [r.value for r in results] == sizes
+        assert conn.eval("6 * 7") == 42
+    finally:
+        client_internal(conn, "channel").compress = True
+
+
 def test_unread_replies_do_not_pile_up_in_the_server(classic_server):
     # a client that sends and never reads: TCP stops the server, not its memory
     pid = classic_server.proc.pid

@@ -413,6 +413,35 @@ int pb_brine_dump_message(PyObject *args, pb_buf *b) {
 	return pb_brine_dump(PyTuple_GetItem(args, 2), b);
 }
 
+int pb_brine_dump_frame(PyObject *args, pb_buf *b, int layout) {
+	if (pb_type(args) != pb_TupleType || PyTuple_Size(args) != 3) return -1;
+	PyObject *k = PyTuple_GetItem(args, 0), *s = PyTuple_GetItem(args, 1);
+	if (pb_type(k) != pb_LongType || pb_type(s) != pb_LongType) return -1;
+	int o1, o2;
+	b->kind = PyLong_AsLongLongAndOverflow(k, &o1);
+	b->seq = PyLong_AsLongLongAndOverflow(s, &o2);
+	b->len = 0;
+	if (o1 || o2 || PyErr_Occurred() != NULL || b->kind < 1 || b->kind > 3) goto refuse;
+	static const unsigned char header[5];
+	if (put(b, header, sizeof header) < 0) goto refuse;
+	if (layout == 5) {
+		// (msg, seq, body)
+		if (put_byte(b, TAG_TUPLE1 + 2) < 0 || dump_int(k, b) < 0) goto refuse;
+	} else if (put_byte(b, (int)b->kind) < 0 || put_byte(b, TAG_TUPLE1 + 1) < 0) {
+		goto refuse; // msg, (seq, body)
+	}
+	if (dump_int(s, b) < 0 || dump_value(PyTuple_GetItem(args, 2), b, 0) < 0) goto refuse;
+	size_t n = b->len - sizeof header;
+	if (n > 0xffffffffULL || put_byte(b, '\n') < 0) goto refuse;
+	for (int i = 0; i < 4; i++) b->p[i] = (unsigned char)(n >> (24 - 8 * i));
+	b->p[4] = 0;
+	return 0;
+refuse:
+	b->len = 0;
+	PyErr_Clear();
+	return -1;
+}
+
 void pb_buf_free(pb_buf *b) {
 	free(b->p);
 	b->p = NULL;

@@ -177,6 +177,24 @@ int pb_brine_dump(PyObject *o, pb_buf *b);
 // pb_brine_dump_message reads args (kind, seq, body), appends body's brine to b and
 // sets b->kind and b->seq.
 int pb_brine_dump_message(PyObject *args, pb_buf *b);
+// pb_brine_dump_frame makes b the frame (header, payload, '\n') of args (msg, seq,
+// body) in a message layout: 5 (rpyc 5.x: the brine of (msg, seq, body)) or 6 (rpyc
+// 6.x and rpyc-ng: msg as one byte, then the brine of (seq, body)), uncompressed, and
+// sets b->kind and b->seq. -1 (b empty, no exception left set): msg is not 1, 2 or 3,
+// or args not such a tuple of brine values.
+int pb_brine_dump_frame(PyObject *args, pb_buf *b, int layout);
 void pb_buf_free(pb_buf *b);
+
+// The C channel (channel.c): see channel.go.
+typedef struct pb_channel pb_channel;
+pb_channel *pb_channel_new(int fd, int32_t *awaiting, int32_t *serving, PyObject *go_send_recv, PyObject *go_recv);
+PyObject *pb_channel_func(pb_channel *ch);
+void pb_channel_set(pb_channel *ch, int layout, long long threshold, long long max_frame, pb_limits lim);
+int pb_channel_give(pb_channel *ch, const unsigned char *p, size_t n);
+size_t pb_channel_buffered(pb_channel *ch, const unsigned char **p);
+void pb_channel_drop_buffered(pb_channel *ch);
+void pb_channel_lock(pb_channel *ch);
+void pb_channel_unlock(pb_channel *ch);
+void pb_channel_release(pb_channel *ch);
 
 #endif
