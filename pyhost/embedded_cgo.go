@@ -152,7 +152,7 @@ func (e *Embedded) Serve(ctx context.Context, t Transport, opts OpenOptions) err
 
 // serve runs the connection in Python, with a C channel on fd when cs is set.
 func (e *Embedded) serve(c *embeddedConn, opts OpenOptions, cs channelStream, fd int) error {
-	var objs []cpython.Object
+	var objs []cpython.Object // dropped at the end
 	defer func() {
 		for _, o := range objs {
 			o.DecRef()
@@ -165,28 +165,28 @@ func (e *Embedded) serve(c *embeddedConn, opts OpenOptions, cs channelStream, fd
 		}
 		objs = append(objs, o)
 	}
+	args := append([]cpython.Object(nil), objs...) // serve(recv, send, close, send_recv, opts)
 	if cs != nil {
 		awaiting, serving := cs.Counters()
 		ch, sendRecv, err := cpython.NewChannel(fd, awaiting, serving, objs[3], objs[0])
 		if err != nil {
 			return err
 		}
+		objs, args[3] = append(objs, sendRecv), sendRecv
 		c.ch, c.cs = ch, cs
 		cs.SetWriteLock(ch)
-		c.handOver()
 		defer func() {
 			cs.SetWriteLock(nil)
 			ch.Release()
 		}()
-		objs = append(objs, objs[3])
-		objs[3] = sendRecv
+		c.handOver()
 	}
 	o, err := c.enc.Object(openBody(opts))
 	if err != nil {
 		return err
 	}
 	objs = append(objs, o)
-	r, err := e.serveFn.Call(append(objs[:4:4], o), cpython.Object{})
+	r, err := e.serveFn.Call(append(args, o), cpython.Object{})
 	if err != nil {
 		return fmt.Errorf("pyhost: embedded connection: %w", takeException(err))
 	}
