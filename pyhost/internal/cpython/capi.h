@@ -196,5 +196,6 @@ void pb_channel_drop_buffered(pb_channel *ch);
 void pb_channel_lock(pb_channel *ch);
 void pb_channel_unlock(pb_channel *ch);
 void pb_channel_release(pb_channel *ch);
+PyObject *pb_channel_load_message(int layout, const unsigned char *p, size_t n, pb_limits lim);
 
 #endif

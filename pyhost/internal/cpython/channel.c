@@ -297,3 +297,10 @@ PyObject *pb_channel_func(pb_channel *ch) {
 	Py_DecRef(self);
 	return f;
 }
+
+// pb_channel_load_message is load_message for a payload of the given layout, for tests.
+PyObject *pb_channel_load_message(int layout, const unsigned char *p, size_t n, pb_limits lim) {
+	pb_channel ch = {.layout = layout, .lim = lim};
+	long long kind;
+	return load_message(&ch, p, n, &kind);
+}

@@ -96,3 +96,14 @@ func (ch *Channel) Release() {
 	ch.c = nil
 	ch.pin.Unpin()
 }
+
+// ChannelMessage is the message (msg, seq, body) the channel reads from payload in a
+// layout (5 or 6) within lim, false when it leaves the payload to Go (the GIL held).
+// For tests: the channel must read nothing Go's stream would read otherwise.
+func ChannelMessage(layout int, payload []byte, lim brine.Limits) (Object, bool) {
+	if len(payload) == 0 {
+		return Object{}, false
+	}
+	o := C.pb_channel_load_message(C.int(layout), (*C.uchar)(unsafe.Pointer(&payload[0])), C.size_t(len(payload)), limits(lim))
+	return Object{o}, o != nil
+}
