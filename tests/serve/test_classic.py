@@ -211,6 +211,34 @@ def test_bg_serving_thread_with_many_client_threads(conn):
         bg.stop()
 
 
+def test_hosted_threads_call_back_while_requests_are_served(conn):
+    # hosted threads call the client back while the client's requests keep coming:
+    # their replies and the requests arrive mixed, and whichever thread reads finds
+    # each reply its waiter
+    bg = rpyc.BgServingThread(conn)
+    try:
+        conn.execute(
+            "import threading\n"
+            "def _call_back(cb, threads, n):\n"
+            "    got = []\n"
+            "    def run(k):\n"
+            "        for j in range(n):\n"
+            "            got.append(cb(k * 1000 + j))\n"
+            "    ts = [threading.Thread(target=run, args=(k,)) for k in range(threads)]\n"
+            "    for t in ts:\n"
+            "        t.start()\n"
+            "    return ts, got\n")
+        ts, got = conn.namespace["_call_back"](lambda x: 2 * x, 3, 60)
+        served = 0
+        while any(t.is_alive() for t in ts):
+            assert conn.eval(f"{served} * 7") == served * 7
+            served += 1
+        assert sorted(got) == sorted(2 * (k * 1000 + j) for k in range(3) for j in range(60))
+        assert served > 0
+    finally:
+        bg.stop()
+
+
 def test_redirected_stdio(conn):
     out = io.StringIO()
     with rpyc.classic.redirected_stdio(conn):
