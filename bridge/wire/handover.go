@@ -46,11 +46,9 @@ func (fs *FrameStream) HandOver() Handover {
 		return h
 	}
 	h.Dialect = d
-	fs.wmu.Lock()
-	if fs.compress {
+	if fs.compress.Load() { // not under the write lock: a write may block for long
 		h.Threshold = compressionOf(d).threshold
 	}
-	fs.wmu.Unlock()
 	return h
 }
 

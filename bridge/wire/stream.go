@@ -50,7 +50,7 @@ type FrameStream struct {
 	wpayload []byte // reused for each message written (up to KeepBuffer)
 	wframe   []byte
 	wlast    int // the last payload's size: a large one is likely followed by another
-	compress bool
+	compress atomic.Bool // off: no payload is compressed (SetCompression)
 	wlock    sync.Locker // also held for each Write (SetWriteLock); nil: none
 	closeMu  sync.Once
 	closeErr error
@@ -58,7 +58,8 @@ type FrameStream struct {
 
 // NewFrameStream speaks dialect d over rwc.
 func NewFrameStream(rwc io.ReadWriteCloser, d Dialect, lim Limits) *FrameStream {
-	fs := &FrameStream{rwc: rwc, lim: lim, compress: true, known: make(chan struct{})}
+	fs := &FrameStream{rwc: rwc, lim: lim, known: make(chan struct{})}
+	fs.compress.Store(true)
 	fs.src.r = rwc
 	fs.r = bufio.NewReaderSize(&fs.src, 64<<10)
 	if d != nil {
@@ -117,9 +118,7 @@ func (fs *FrameStream) Dialect() Dialect {
 
 // SetCompression turns compression of large payloads on (the default, as rpyc) or off.
 func (fs *FrameStream) SetCompression(on bool) {
-	fs.wmu.Lock()
-	fs.compress = on
-	fs.wmu.Unlock()
+	fs.compress.Store(on)
 }
 
 // ReadMessage reads the next message. Not safe for concurrent use.
@@ -244,7 +243,7 @@ func (fs *FrameStream) WriteMessage(m Message) error {
 	}
 	fs.wlast = len(payload)
 	var c *compression
-	if fs.compress {
+	if fs.compress.Load() {
 		if fs.ng.Load() {
 			d = DialectNG
 		}
