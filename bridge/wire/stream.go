@@ -49,7 +49,7 @@ type FrameStream struct {
 	wmu      sync.Mutex
 	wpayload []byte // reused for each message written (up to KeepBuffer)
 	wframe   []byte
-	wlast    int // the last payload's size: a large one is likely followed by another
+	wlast    int         // the last payload's size: a large one is likely followed by another
 	compress atomic.Bool // off: no payload is compressed (SetCompression)
 	wlock    sync.Locker // also held for each Write (SetWriteLock); nil: none
 	closeMu  sync.Once
