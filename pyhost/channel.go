@@ -33,7 +33,7 @@ type Channel struct {
 }
 
 func newChannel(w *Worker, id uint64, s *socket) *Channel {
-	return &Channel{w: w, id: id, sock: s, rd: bufio.NewReaderSize(s, 16<<10)}
+	return &Channel{w: w, id: id, sock: s, rd: bufio.NewReaderSize(s, wire.ReadBuffer)}
 }
 
 // ID is the connection id in the worker.

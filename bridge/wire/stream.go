@@ -56,12 +56,17 @@ type FrameStream struct {
 	closeErr error
 }
 
+// ReadBuffer is the size of a stream's read buffer: one page, for the small frames of
+// most messages (several to a read when they come back to back); a larger payload is
+// read straight into a buffer of its size. Every idle connection holds one.
+const ReadBuffer = 4 << 10
+
 // NewFrameStream speaks dialect d over rwc.
 func NewFrameStream(rwc io.ReadWriteCloser, d Dialect, lim Limits) *FrameStream {
 	fs := &FrameStream{rwc: rwc, lim: lim, known: make(chan struct{})}
 	fs.compress.Store(true)
 	fs.src.r = rwc
-	fs.r = bufio.NewReaderSize(&fs.src, 64<<10)
+	fs.r = bufio.NewReaderSize(&fs.src, ReadBuffer)
 	if d != nil {
 		fs.settleDialect(d, false)
 	}
