@@ -1,0 +1,141 @@
+//go:build cgo
+
+package pyhost
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/pybridge/pybridge/bridge"
+	"github.com/pybridge/pybridge/bridge/wire"
+)
+
+// blockingSocket is one end of a socketpair read and written with blocking system
+// calls, as the server's client sockets are: frames on it are the C channel's.
+type blockingSocket struct {
+	f  *os.File
+	rc syscall.RawConn
+}
+
+func newBlockingSocket(t *testing.T, fd int) *blockingSocket {
+	f := os.NewFile(uintptr(fd), "socket")
+	rc, err := f.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &blockingSocket{f: f, rc: rc}
+}
+
+func (s *blockingSocket) Read(p []byte) (int, error)  { return s.f.Read(p) }
+func (s *blockingSocket) Write(p []byte) (int, error) { return s.f.Write(p) }
+func (s *blockingSocket) Close() error {
+	s.rc.Control(func(fd uintptr) { unix.Shutdown(int(fd), unix.SHUT_RDWR) })
+	return s.f.Close()
+}
+func (s *blockingSocket) HoldFd(f func(fd int)) error {
+	return s.rc.Control(func(fd uintptr) { f(int(fd)) })
+}
+func (s *blockingSocket) BlockingFd() int {
+	fd := -1
+	s.rc.Control(func(s uintptr) { fd = int(s) })
+	return fd
+}
+
+// An RPyC client served over a socket in embedded isolation, in both message layouts:
+// its frames go through the C channel and Go in turns (small ones, compressed ones,
+// back to back, callbacks into the client), and every request is answered as asked.
+func TestEmbeddedServesASocket(t *testing.T) {
+	python := embeddedPython(t)
+	for _, d := range []wire.Dialect{wire.Dialect5, wire.Dialect6} {
+		t.Run(d.Name(), func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			e, err := StartEmbedded(ctx, Config{Python: python})
+			if err != nil {
+				t.Fatal(err)
+			}
+			fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			server := wire.NewFrameStream(newBlockingSocket(t, fds[0]), d, wire.DefaultLimits())
+			served := make(chan error, 1)
+			serveCtx, stop := context.WithCancel(ctx)
+			defer stop()
+			go func() {
+				served <- e.Serve(serveCtx, server, OpenOptions{Mode: "classic", Dialect: map[wire.Dialect]string{wire.Dialect5: "5", wire.Dialect6: "6"}[d]})
+			}()
+			client := bridge.NewConn(wire.NewFrameStream(newBlockingSocket(t, fds[1]), d, wire.DefaultLimits()), bridge.Config{})
+			defer client.Close()
+
+			for i := range 200 {
+				if v, err := client.Eval(ctx, fmt.Sprintf("%d * 7", i)); err != nil || v != int64(i*7) {
+					t.Fatalf("eval %d: %v, %v", i, v, err)
+				}
+			}
+			// a reply over the compression threshold, and a request over it
+			blob, err := client.Eval(ctx, "b'x' * 100000")
+			if err != nil || !bytes.Equal(blob.([]byte), bytes.Repeat([]byte("x"), 100000)) {
+				t.Fatalf("large reply: %v", err)
+			}
+			length, err := client.Eval(ctx, "len")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n, err := length.(*bridge.Ref).Call(ctx, bytes.Repeat([]byte("y"), 50000)); err != nil || n != int64(50000) {
+				t.Fatalf("large request: %v, %v", n, err)
+			}
+			// requests back to back: several frames to a read
+			var pending []*bridge.AsyncResult
+			for i := range 100 {
+				pending = append(pending, length.(*bridge.Ref).CallAsync(bytes.Repeat([]byte("z"), i*97)))
+			}
+			for i, a := range pending {
+				if n, err := a.Wait(ctx); err != nil || n != int64(i*97) {
+					t.Fatalf("async %d: %v, %v", i, n, err)
+				}
+			}
+			// Python calls the client back while serving
+			apply, err := client.Eval(ctx, "lambda f: tuple(f(i) for i in range(20))")
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := apply.(*bridge.Ref).Call(ctx, func(i int64) int64 { return i * i })
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := make([]any, 20)
+			for i := range want {
+				want[i] = int64(i * i)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Fatalf("callbacks: %v, want %v", got, want)
+			}
+			if _, err := client.Eval(ctx, "1 / 0"); err == nil || !errors.As(err, new(*bridge.RemoteError)) {
+				t.Fatalf("a Python exception: %v", err)
+			}
+			if !server.Idle() {
+				t.Fatal("every request was answered, yet the stream counts one unanswered")
+			}
+			client.Close()
+			select {
+			case err := <-served:
+				// a client gone is how a connection ends (the server's hangup)
+				if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, syscall.EPIPE) && !errors.Is(err, syscall.ECONNRESET) {
+					t.Fatalf("Serve: %v", err)
+				}
+			case <-ctx.Done():
+				t.Fatal("Serve did not return once the client closed")
+			}
+		})
+	}
+}
