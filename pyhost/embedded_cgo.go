@@ -225,8 +225,9 @@ type embeddedConn struct {
 
 	// frames on a blocking socket read and written in C by the connection's thread
 	// (Python's send_recv), taking turns with Go's reads of cs; nil: Go only
-	ch *cpython.Channel
-	cs channelStream
+	ch       *cpython.Channel
+	cs       channelStream
+	observed bool // the stream's observer sees the channel's messages
 
 	// recv's state: the GIL released for the read, and whether loadBody took it back
 	recvTS   cpython.ThreadState
@@ -374,6 +375,19 @@ func (c *embeddedConn) handOver() {
 	if !c.ch.Give(h.Buffered) {
 		c.cs.TakeBack(h.Buffered)
 		layout = 0
+	}
+	if obs := h.Observer; obs != nil && !c.observed {
+		// the channel's messages shown to the stream's observer (metrics) as the stream
+		// shows its own
+		c.observed = true
+		c.ch.SetObserver(func(sent bool, kind, seq int64, handler, frameBytes int) {
+			c.yield.Tick() // this goroutine is in Go again (see sched)
+			if sent {
+				obs.Sent(wire.MsgType(kind), seq, frameBytes)
+			} else {
+				obs.Received(wire.MsgType(kind), seq, wire.ValidHandler(handler), frameBytes)
+			}
+		})
 	}
 	c.ch.Set(layout, h.Threshold, h.Limits.MaxFrame, h.Limits.Value)
 }

@@ -20,9 +20,12 @@ import (
 // place, after the stream read last.
 type Handover struct {
 	// Dialect is the layout of the messages, nil while only the stream may read the
-	// next one: its dialect is not settled or still spotted (rpyc 6.x or rpyc-ng), a
-	// message is pending, or an Observer watches the traffic.
+	// next one: its dialect is not settled or still spotted (rpyc 6.x or rpyc-ng), or
+	// a message is pending.
 	Dialect Dialect
+	// Observer is the stream's (nil: none): the other reader and writer shows it each
+	// message it reads and writes, as the stream would (ValidHandler).
+	Observer Observer
 	// Threshold: payloads longer than this many bytes are to be sent compressed (the
 	// stream writes them); -1: none are.
 	Threshold int
@@ -42,14 +45,23 @@ func (fs *FrameStream) HandOver() Handover {
 		fs.src.buf = nil
 	}
 	d := fs.Dialect()
-	if d == nil || fs.pending != nil || fs.assumed || fs.spotting || fs.obs != nil {
+	if d == nil || fs.pending != nil || fs.assumed || fs.spotting {
 		return h
 	}
-	h.Dialect = d
+	h.Dialect, h.Observer = d, fs.obs
 	if fs.compress.Load() { // not under the write lock: a write may block for long
 		h.Threshold = compressionOf(d).threshold
 	}
 	return h
+}
+
+// ValidHandler is h as a REQUEST's Handler for an Observer: h when it is one (the
+// small int a request's body starts with), else 0.
+func ValidHandler(h int) Handler {
+	if h > 0 && h < len(handlerNames) {
+		return Handler(h)
+	}
+	return 0
 }
 
 // TakeBack puts b, bytes another reader read from the connection and did not use,

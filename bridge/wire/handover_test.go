@@ -81,8 +81,8 @@ func TestHandOverKeepsTheReadingWhileTheStreamMustSeeMessages(t *testing.T) {
 		t.Fatalf("compression off: %+v", h)
 	}
 	fs.SetObserver(nopObserver{})
-	if h := fs.HandOver(); h.Dialect != nil {
-		t.Fatal("an observer must see every message, yet the reading was handed over")
+	if h := fs.HandOver(); h.Dialect != Dialect5 || h.Observer != (nopObserver{}) {
+		t.Fatalf("the observer is not handed over: %+v", h)
 	}
 }
 

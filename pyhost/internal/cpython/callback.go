@@ -34,3 +34,8 @@ func pbGoCall(h C.uintptr_t, args *C.PyObject) *C.PyObject {
 func pbGoRelease(h C.uintptr_t) {
 	cgo.Handle(h).Delete()
 }
+
+//export pbChannelObserve
+func pbChannelObserve(h C.uintptr_t, sent C.int, kind, seq C.longlong, handler, bytes C.int) {
+	cgo.Handle(h).Value().(ChannelObserver)(sent != 0, int64(kind), int64(seq), int(handler), int(bytes))
+}

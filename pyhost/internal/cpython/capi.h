@@ -189,6 +189,7 @@ void pb_buf_free(pb_buf *b);
 typedef struct pb_channel pb_channel;
 pb_channel *pb_channel_new(int fd, int32_t *awaiting, int32_t *serving, PyObject *go_send_recv, PyObject *go_recv);
 PyObject *pb_channel_func(pb_channel *ch);
+void pb_channel_observe(pb_channel *ch, uintptr_t observer);
 void pb_channel_set(pb_channel *ch, int layout, long long threshold, long long max_frame, pb_limits lim);
 int pb_channel_give(pb_channel *ch, const unsigned char *p, size_t n);
 size_t pb_channel_buffered(pb_channel *ch, const unsigned char **p);

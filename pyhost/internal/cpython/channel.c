@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "capi.h"
+#include "export.h"
 
 // The largest payload the channel reads itself; larger frames (rare: rpyc compresses
 // payloads over 3000 bytes) are Go's.
@@ -34,6 +35,7 @@ struct pb_channel {
 	pb_buf w;
 	PyObject *go_send_recv, *go_recv, *none_args;
 	int refs; // Go's and the function object's, each let go with the GIL held
+	uintptr_t observer; // a ChannelObserver's handle; 0: none
 };
 
 static void channel_free(pb_channel *ch) {
@@ -68,6 +70,8 @@ pb_channel *pb_channel_new(int fd, int32_t *awaiting, int32_t *serving, PyObject
 	ch->refs = 1;
 	return ch;
 }
+
+void pb_channel_observe(pb_channel *ch, uintptr_t observer) { ch->observer = observer; }
 
 void pb_channel_set(pb_channel *ch, int layout, long long threshold, long long max_frame, pb_limits lim) {
 	ch->layout = layout;
@@ -189,7 +193,7 @@ static int load_seq(const unsigned char *b, size_t n, long long *seq, size_t *us
 // load_message is the message (msg, seq, body) of payload p[0:n] as package wire's
 // ReadMessageLoading makes it (splitMessage, bodyLimits, the body by pb_brine_load):
 // NULL, no exception left set, for anything else, which Go then reads and decides.
-static PyObject *load_message(pb_channel *ch, const unsigned char *p, size_t n, long long *kind) {
+static PyObject *load_message(pb_channel *ch, const unsigned char *p, size_t n, long long *kind, long long *seq, int *handler) {
 	int header;
 	if (n < 3) return NULL;
 	if (ch->layout == 5) {
@@ -204,15 +208,19 @@ static PyObject *load_message(pb_channel *ch, const unsigned char *p, size_t n, 
 	if (*kind < MSG_REQUEST || *kind > MSG_EXCEPTION) return NULL;
 	p += 2;
 	n -= 2;
-	long long seq;
 	size_t used;
-	if (load_seq(p, n, &seq, &used) < 0 || used == n) return NULL;
+	if (load_seq(p, n, seq, &used) < 0 || used == n) return NULL;
+	// a request's handler as the stream counts it (wire.ValidHandler checks its range):
+	// its body (handler, args) starts with the 2-tuple tag and a small int
+	const unsigned char *b = p + used;
+	*handler = *kind == MSG_REQUEST && n - used >= 2 && b[0] == TUPLE2 && b[1] >= 0x20 && b[1] <= 0xef
+		? b[1] - IMM_OFFSET : 0;
 	pb_limits lim = ch->lim;
 	if (lim.max_depth > 0 && --lim.max_depth == 0) return NULL;
 	if (lim.max_items > 0 && (lim.max_items -= header) <= 0) return NULL;
 	PyObject *body = pb_brine_load(p + used, n - used, lim);
 	if (body == NULL) return NULL;
-	PyObject *m = pb_brine_message(*kind, seq, body);
+	PyObject *m = pb_brine_message(*kind, *seq, body);
 	if (m == NULL) PyErr_Clear();
 	return m;
 }
@@ -254,15 +262,21 @@ static PyObject *channel_send_recv(PyObject *self, PyObject *args) {
 			     fill(ch, 5 + n + 1) == 0;
 		}
 	}
+	if (werr == 0 && ch->observer) pbChannelObserve(ch->observer, 1, w->kind, w->seq, 0, (int)w->len);
 	PyEval_RestoreThread(ts);
 	if (werr != 0) {
 		PyErr_SetString(pb_ExcEOFError, strerror(werr));
 		return NULL;
 	}
-	long long kind;
+	long long kind, seq;
+	int handler;
 	PyObject *m = NULL;
-	if (ok && ch->r[ch->rpos + 5 + n] == '\n') m = load_message(ch, ch->r + ch->rpos + 5, n, &kind);
+	if (ok && ch->r[ch->rpos + 5 + n] == '\n') m = load_message(ch, ch->r + ch->rpos + 5, n, &kind, &seq, &handler);
 	if (m == NULL) return PyObject_Call(ch->go_recv, ch->none_args, NULL);
+	if (ch->observer) {
+		// as FrameStream.received shows it (GIL held: the observer is quick)
+		pbChannelObserve(ch->observer, 0, kind, seq, handler, (int)(5 + n + 1));
+	}
 	ch->rpos += 5 + n + 1;
 	if (ch->rpos == ch->rlen) {
 		ch->rpos = ch->rlen = 0;
@@ -301,6 +315,7 @@ PyObject *pb_channel_func(pb_channel *ch) {
 // pb_channel_load_message is load_message for a payload of the given layout, for tests.
 PyObject *pb_channel_load_message(int layout, const unsigned char *p, size_t n, pb_limits lim) {
 	pb_channel ch = {.layout = layout, .lim = lim};
-	long long kind;
-	return load_message(&ch, p, n, &kind);
+	long long kind, seq;
+	int handler;
+	return load_message(&ch, p, n, &kind, &seq, &handler);
 }

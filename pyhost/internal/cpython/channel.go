@@ -9,6 +9,7 @@ import "C"
 
 import (
 	"runtime"
+	"runtime/cgo"
 	"sync/atomic"
 	"unsafe"
 
@@ -28,8 +29,28 @@ import (
 // Set, Take and Give are for the reader's turns (under the connection's receive lock);
 // Lock and Unlock are the write lock every writer of the connection holds for a frame.
 type Channel struct {
-	c   *C.pb_channel
-	pin runtime.Pinner
+	c        *C.pb_channel
+	pin      runtime.Pinner
+	observer cgo.Handle // 0: none
+}
+
+// ChannelObserver sees each message the channel writes (sent) and reads itself, not
+// those it leaves to Go: its type and sequence number, for a request read the small
+// int its body starts with (0: none), and the bytes of its frame. It is called on the
+// connection's thread (with the GIL held for a message read) and must be quick.
+type ChannelObserver func(sent bool, kind, seq int64, handler, frameBytes int)
+
+// SetObserver has o see the channel's messages from now on (nil: none).
+func (ch *Channel) SetObserver(o ChannelObserver) {
+	old := ch.observer
+	ch.observer = 0
+	if o != nil {
+		ch.observer = cgo.NewHandle(o)
+	}
+	C.pb_channel_observe(ch.c, C.uintptr_t(ch.observer))
+	if old != 0 {
+		old.Delete()
+	}
 }
 
 // NewChannel makes the channel of descriptor fd (a blocking socket, kept open until
@@ -95,6 +116,9 @@ func (ch *Channel) Release() {
 	C.pb_channel_release(ch.c)
 	ch.c = nil
 	ch.pin.Unpin()
+	if ch.observer != 0 {
+		ch.observer.Delete()
+	}
 }
 
 // ChannelMessage is the message (msg, seq, body) the channel reads from payload in a

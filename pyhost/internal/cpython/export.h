@@ -3,3 +3,4 @@
 typedef struct pb_object PyObject;
 PyObject *pbGoCall(uintptr_t h, PyObject *args);
 void pbGoRelease(uintptr_t h);
+void pbChannelObserve(uintptr_t h, int sent, long long kind, long long seq, int handler, int bytes);
