@@ -124,9 +124,11 @@ void pb_channel_release(pb_channel *ch) {
 static int fill(pb_channel *ch, size_t need) {
 	if (ch->rlen - ch->rpos >= need) return 0;
 	if (ch->rcap - ch->rpos < need) {
-		memmove(ch->r, ch->r + ch->rpos, ch->rlen - ch->rpos);
-		ch->rlen -= ch->rpos;
-		ch->rpos = 0;
+		if (ch->rpos > 0) {
+			memmove(ch->r, ch->r + ch->rpos, ch->rlen - ch->rpos);
+			ch->rlen -= ch->rpos;
+			ch->rpos = 0;
+		}
 		if (ch->rcap < need) {
 			size_t cap = ch->rcap ? ch->rcap : 4096;
 			while (cap < need) cap *= 2;
