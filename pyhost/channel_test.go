@@ -139,3 +139,62 @@ func TestEmbeddedServesASocket(t *testing.T) {
 		})
 	}
 }
+
+// Hosted threads that serve their own connection (as rpyc's BgServingThread does) go on
+// receiving after the serve loop ended and the C channel was let go: they get EOFError,
+// and the process lives on.
+func TestEmbeddedHostedThreadsServingAfterTheConnectionEnded(t *testing.T) {
+	python := embeddedPython(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	e, err := StartEmbedded(ctx, Config{Python: python})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 40 {
+		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		server := wire.NewFrameStream(newBlockingSocket(t, fds[0]), wire.Dialect5, wire.DefaultLimits())
+		served := make(chan error, 1)
+		go func() { served <- e.Serve(ctx, server, OpenOptions{Mode: "classic", Dialect: "5"}) }()
+		client := bridge.NewConn(wire.NewFrameStream(newBlockingSocket(t, fds[1]), wire.Dialect5, wire.DefaultLimits()), bridge.Config{})
+		root, err := client.Root(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn, err := root.CallAttr(ctx, "getconn")
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = client.Execute(ctx, "import threading\n"+
+			"def _serve(c):\n"+
+			"    while True:\n"+
+			"        try:\n"+
+			"            c.serve(0.0005)\n"+
+			"        except EOFError:\n"+
+			"            return\n"+
+			"def _start(c):\n"+
+			"    for _ in range(4):\n"+
+			"        threading.Thread(target=_serve, args=(c,), daemon=True).start()\n")
+		if err != nil {
+			t.Fatal(err)
+		}
+		start, err := client.Eval(ctx, "_start")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := start.(*bridge.Ref).Call(ctx, conn); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * time.Millisecond)
+		client.Close()
+		select {
+		case <-served:
+		case <-ctx.Done():
+			t.Fatal("Serve did not return once the client closed")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

@@ -168,18 +168,14 @@ func (e *Embedded) serve(c *embeddedConn, opts OpenOptions, cs channelStream, fd
 	args := append([]cpython.Object(nil), objs...) // serve(recv, send, close, send_recv, opts)
 	if cs != nil {
 		awaiting, serving := cs.Counters()
-		ch, sendRecv, err := cpython.NewChannel(fd, awaiting, serving, objs[3], objs[0])
-		if err != nil {
-			return err
+		// without a channel (no memory for one) Go serves the connection alone
+		if ch, sendRecv, err := cpython.NewChannel(fd, awaiting, serving, objs[3], objs[0]); err == nil {
+			objs, args[3] = append(objs, sendRecv), sendRecv
+			c.ch, c.cs = ch, cs
+			cs.SetWriteLock(ch)
+			defer c.releaseChannel()
+			c.handOver()
 		}
-		objs, args[3] = append(objs, sendRecv), sendRecv
-		c.ch, c.cs = ch, cs
-		cs.SetWriteLock(ch)
-		defer func() {
-			cs.SetWriteLock(nil)
-			ch.Release()
-		}()
-		c.handOver()
 	}
 	o, err := c.enc.Object(openBody(opts))
 	if err != nil {
@@ -225,6 +221,7 @@ type embeddedConn struct {
 
 	// frames on a blocking socket read and written in C by the connection's thread
 	// (Python's send_recv), taking turns with Go's reads of cs; nil: Go only
+	chMu     sync.Mutex // over ch between Go's turns and the channel's release
 	ch       *cpython.Channel
 	cs       channelStream
 	observed bool // the stream's observer sees the channel's messages
@@ -295,8 +292,7 @@ func (c *embeddedConn) sendRecv(args cpython.Object) (cpython.Object, error) {
 func (c *embeddedConn) receive(wait time.Duration) (cpython.Object, error) {
 	var err error
 	c.yield.Tick()
-	if c.ch != nil {
-		c.cs.TakeBack(c.ch.Take())
+	if c.takeBack() {
 		defer c.handOver()
 	}
 	ready := true
@@ -361,9 +357,36 @@ func (c *embeddedConn) receive(wait time.Duration) (cpython.Object, error) {
 	return o, nil
 }
 
+// takeBack starts a turn of Go's reading: the bytes the C channel read and did not use
+// are the stream's again. false: there is no channel (any more).
+func (c *embeddedConn) takeBack() bool {
+	c.chMu.Lock()
+	defer c.chMu.Unlock()
+	if c.ch == nil {
+		return false
+	}
+	c.cs.TakeBack(c.ch.Take())
+	return true
+}
+
+// releaseChannel lets the C channel go once the serve loop returned: a thread of hosted
+// code may still receive (Go alone, from now on).
+func (c *embeddedConn) releaseChannel() {
+	c.chMu.Lock()
+	defer c.chMu.Unlock()
+	c.cs.SetWriteLock(nil)
+	c.ch.Release()
+	c.ch = nil
+}
+
 // handOver ends a turn of Go's reading: the bytes it read ahead go to the C channel,
 // with how to read and write the messages.
 func (c *embeddedConn) handOver() {
+	c.chMu.Lock()
+	defer c.chMu.Unlock()
+	if c.ch == nil {
+		return
+	}
 	h := c.cs.HandOver()
 	layout := 0
 	switch h.Dialect {
@@ -381,8 +404,8 @@ func (c *embeddedConn) handOver() {
 		// shows its own
 		c.observed = true
 		c.ch.SetObserver(func(sent bool, kind, seq int64, handler, frameBytes int) {
-			c.yield.Tick() // this goroutine is in Go again (see sched)
 			if sent {
+				c.yield.Tick() // in Go again (see sched); the GIL is released here
 				obs.Sent(wire.MsgType(kind), seq, frameBytes)
 			} else {
 				obs.Received(wire.MsgType(kind), seq, wire.ValidHandler(handler), frameBytes)

@@ -132,6 +132,21 @@ def test_metrics_while_clients_work(metrics_server):
     assert sum(v for (name, _), v in after.items() if name == "pybridge_errors_total") == 0
 
 
+def test_a_request_is_timed_until_its_reply(metrics_server):
+    # from the request's arrival to its reply written, not to the client's next request
+    mport = metrics_server.metrics_port
+    before = settled(mport)
+    c = rpyc.classic.connect("127.0.0.1", metrics_server.port)
+    math = c.modules.math
+    for _ in range(4):
+        assert math.pi > 3
+        time.sleep(0.5)
+    c.close()
+    after = settled(mport)
+    key = "pybridge_request_duration_seconds_sum"
+    assert val(after, key, handler="GETATTR") - val(before, key, handler="GETATTR") < 0.4
+
+
 def test_malformed_frame_is_counted(metrics_server):
     mport = metrics_server.metrics_port
     before = settled(mport)

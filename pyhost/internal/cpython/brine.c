@@ -212,6 +212,7 @@ PyObject *pb_brine_message(long long kind, long long seq, PyObject *body) {
 // ---- dumping
 
 static int grow(pb_buf *b, size_t n) {
+	if (b->max > 0 && n > b->max - b->len) return -1;
 	if (b->cap - b->len >= n) return 0;
 	size_t cap = b->cap ? b->cap : 256;
 	while (cap - b->len < n) {
@@ -414,6 +415,7 @@ int pb_brine_dump_message(PyObject *args, pb_buf *b) {
 }
 
 int pb_brine_dump_frame(PyObject *args, pb_buf *b, int layout) {
+	b->len = 0;
 	if (pb_type(args) != pb_TupleType || PyTuple_Size(args) != 3) return -1;
 	PyObject *k = PyTuple_GetItem(args, 0), *s = PyTuple_GetItem(args, 1);
 	if (pb_type(k) != pb_LongType || pb_type(s) != pb_LongType) return -1;

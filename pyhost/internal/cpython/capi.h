@@ -162,6 +162,7 @@ typedef struct pb_buf {
 	unsigned char *p;
 	size_t len, cap;
 	long long kind, seq;
+	size_t max; // the most it may hold (a dump past it fails); 0: no bound
 } pb_buf;
 // Nesting a value loaded or dumped may have (as the Go Decoder's MaxDepth), whatever
 // the limits say: the C stack.
@@ -181,7 +182,7 @@ int pb_brine_dump_message(PyObject *args, pb_buf *b);
 // body) in a message layout: 5 (rpyc 5.x: the brine of (msg, seq, body)) or 6 (rpyc
 // 6.x and rpyc-ng: msg as one byte, then the brine of (seq, body)), uncompressed, and
 // sets b->kind and b->seq. -1 (b empty, no exception left set): msg is not 1, 2 or 3,
-// or args not such a tuple of brine values.
+// args not such a tuple of brine values, or the frame would pass b->max.
 int pb_brine_dump_frame(PyObject *args, pb_buf *b, int layout);
 void pb_buf_free(pb_buf *b);
 

@@ -155,7 +155,7 @@ static int write_all(pb_channel *ch) {
 	int rc = 0;
 	pthread_mutex_lock(&ch->wmu);
 	while (left > 0) {
-		ssize_t n = write(ch->fd, p, left);
+		ssize_t n = send(ch->fd, p, left, MSG_NOSIGNAL); // a socket: EPIPE, never SIGPIPE
 		if (n > 0) {
 			p += n;
 			left -= (size_t)n;
@@ -227,7 +227,8 @@ static PyObject *load_message(pb_channel *ch, const unsigned char *p, size_t n, 
 	return m;
 }
 
-// send_recv(msg, seq, body) -> (msg, seq, body), as Go's: the frame written, and the
+// send_recv(msg, seq, body) -> (msg, seq, body), as Go's, called by one thread at a
+// time (the holder of the connection's receive lock): the frame written, and the
 // next message read, with the GIL released once for both. What it does not do itself
 // (a layout not settled, a reply to be compressed or that brine.c cannot dump, a frame
 // compressed, large, malformed or over a limit, the end of the stream) it leaves to
@@ -237,8 +238,10 @@ static PyObject *channel_send_recv(PyObject *self, PyObject *args) {
 	if (ch == NULL) return NULL;
 	if (ch->layout == 0) return PyObject_Call(ch->go_send_recv, args, NULL);
 	pb_buf *w = &ch->w;
-	if (pb_brine_dump_frame(args, w, ch->layout) < 0 ||
-	    (ch->threshold >= 0 && (long long)(w->len - 6) > ch->threshold)) {
+	// a payload over the threshold is Go's to compress: the dump stops there
+	w->max = ch->threshold >= 0 ? (size_t)ch->threshold + 6 : 0;
+	if (pb_brine_dump_frame(args, w, ch->layout) < 0) {
+		if (w->cap > PB_CHANNEL_KEEP) pb_buf_free(w);
 		return PyObject_Call(ch->go_send_recv, args, NULL);
 	}
 	// as FrameStream.WriteMessage counts
@@ -249,6 +252,9 @@ static PyObject *channel_send_recv(PyObject *self, PyObject *args) {
 	}
 	PyThreadState *ts = PyEval_SaveThread();
 	int werr = write_all(ch);
+	// as FrameStream.WriteMessage shows it, once written
+	if (werr == 0 && ch->observer) pbChannelObserve(ch->observer, 1, w->kind, w->seq, 0, (int)w->len);
+	if (w->cap > PB_CHANNEL_KEEP) pb_buf_free(w); // a large frame's buffer is not kept
 	size_t n = 0;
 	int ok = 0;
 	if (werr == 0) {
@@ -264,7 +270,6 @@ static PyObject *channel_send_recv(PyObject *self, PyObject *args) {
 			     fill(ch, 5 + n + 1) == 0;
 		}
 	}
-	if (werr == 0 && ch->observer) pbChannelObserve(ch->observer, 1, w->kind, w->seq, 0, (int)w->len);
 	PyEval_RestoreThread(ts);
 	if (werr != 0) {
 		PyErr_SetString(pb_ExcEOFError, strerror(werr));
