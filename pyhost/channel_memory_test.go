@@ -1,0 +1,75 @@
+//go:build cgo && !race
+
+package pyhost
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/pybridge/pybridge/bridge"
+	"github.com/pybridge/pybridge/bridge/wire"
+)
+
+// Memory measured with the process's RSS: not under the race detector, whose shadow
+// memory moves it by tens of MiB (make test runs this under each embedded Python).
+
+func rssKiB(t *testing.T) int {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmRSS:" {
+			n, _ := strconv.Atoi(f[1])
+			return n
+		}
+	}
+	t.Fatal("no VmRSS")
+	return 0
+}
+
+// A large reply (compressed, so Go's to write) leaves no buffer of its size behind in
+// the connection, which lives on.
+func TestEmbeddedLargeRepliesLeaveNoBufferBehind(t *testing.T) {
+	python := embeddedPython(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	e, err := StartEmbedded(ctx, Config{Python: python})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const size = 32 << 20
+	var base int
+	for i := range 4 {
+		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		server := wire.NewFrameStream(newBlockingSocket(t, fds[0]), wire.Dialect5, wire.DefaultLimits())
+		go e.Serve(ctx, server, OpenOptions{Mode: "classic", Dialect: "5"})
+		client := bridge.NewConn(wire.NewFrameStream(newBlockingSocket(t, fds[1]), wire.Dialect5, wire.DefaultLimits()), bridge.Config{})
+		defer client.Close()
+		if v, err := client.Eval(ctx, fmt.Sprintf("b'x' * %d", size)); err != nil || len(v.([]byte)) != size {
+			t.Fatalf("large reply: %v", err)
+		}
+		if _, err := client.Eval(ctx, "1"); err != nil { // the next request, through the channel
+			t.Fatal(err)
+		}
+		debug.FreeOSMemory()
+		debug.FreeOSMemory()
+		if i == 0 { // after the first: what one large message leaves in pools is no connection's
+			base = rssKiB(t)
+		}
+	}
+	if grown := rssKiB(t) - base; grown > 40<<10 {
+		t.Fatalf("after three more connections' %d MiB replies the process holds %d MiB more", size>>20, grown>>10)
+	}
+}
