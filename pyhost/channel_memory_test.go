@@ -12,9 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
-	"github.com/pybridge/pybridge/bridge"
 	"github.com/pybridge/pybridge/bridge/wire"
 )
 
@@ -49,14 +46,7 @@ func TestEmbeddedLargeRepliesLeaveNoBufferBehind(t *testing.T) {
 	const size = 32 << 20
 	var base int
 	for i := range 4 {
-		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		server := wire.NewFrameStream(newBlockingSocket(t, fds[0]), wire.Dialect5, wire.DefaultLimits())
-		go e.Serve(ctx, server, OpenOptions{Mode: "classic", Dialect: "5"})
-		client := bridge.NewConn(wire.NewFrameStream(newBlockingSocket(t, fds[1]), wire.Dialect5, wire.DefaultLimits()), bridge.Config{})
-		defer client.Close()
+		_, client, _ := serveSocket(ctx, t, e, wire.Dialect5)
 		if v, err := client.Eval(ctx, fmt.Sprintf("b'x' * %d", size)); err != nil || len(v.([]byte)) != size {
 			t.Fatalf("large reply: %v", err)
 		}

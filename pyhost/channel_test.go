@@ -50,6 +50,24 @@ func (s *blockingSocket) BlockingFd() int {
 	return fd
 }
 
+// serveSocket serves a classic connection in layout d over a socketpair in embedded
+// isolation (ctx ends it) and returns the server's stream, a Go RPyC client of it, and
+// what Serve returns, once it does.
+func serveSocket(ctx context.Context, t *testing.T, e *Embedded, d wire.Dialect) (*wire.FrameStream, *bridge.Conn, <-chan error) {
+	t.Helper()
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	server := wire.NewFrameStream(newBlockingSocket(t, fds[0]), d, wire.DefaultLimits())
+	version := map[wire.Dialect]string{wire.Dialect5: "5", wire.Dialect6: "6"}[d]
+	served := make(chan error, 1)
+	go func() { served <- e.Serve(ctx, server, OpenOptions{Mode: "classic", Dialect: version}) }()
+	client := bridge.NewConn(wire.NewFrameStream(newBlockingSocket(t, fds[1]), d, wire.DefaultLimits()), bridge.Config{})
+	t.Cleanup(func() { client.Close() })
+	return server, client, served
+}
+
 // An RPyC client served over a socket in embedded isolation, in both message layouts:
 // its frames go through the C channel and Go in turns (small ones, compressed ones,
 // back to back, callbacks into the client), and every request is answered as asked.
@@ -63,19 +81,7 @@ func TestEmbeddedServesASocket(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			server := wire.NewFrameStream(newBlockingSocket(t, fds[0]), d, wire.DefaultLimits())
-			served := make(chan error, 1)
-			serveCtx, stop := context.WithCancel(ctx)
-			defer stop()
-			go func() {
-				served <- e.Serve(serveCtx, server, OpenOptions{Mode: "classic", Dialect: map[wire.Dialect]string{wire.Dialect5: "5", wire.Dialect6: "6"}[d]})
-			}()
-			client := bridge.NewConn(wire.NewFrameStream(newBlockingSocket(t, fds[1]), d, wire.DefaultLimits()), bridge.Config{})
-			defer client.Close()
+			server, client, served := serveSocket(ctx, t, e, d)
 
 			for i := range 200 {
 				if v, err := client.Eval(ctx, fmt.Sprintf("%d * 7", i)); err != nil || v != int64(i*7) {
@@ -152,14 +158,7 @@ func TestEmbeddedHostedThreadsServingAfterTheConnectionEnded(t *testing.T) {
 		t.Fatal(err)
 	}
 	for range 40 {
-		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		server := wire.NewFrameStream(newBlockingSocket(t, fds[0]), wire.Dialect5, wire.DefaultLimits())
-		served := make(chan error, 1)
-		go func() { served <- e.Serve(ctx, server, OpenOptions{Mode: "classic", Dialect: "5"}) }()
-		client := bridge.NewConn(wire.NewFrameStream(newBlockingSocket(t, fds[1]), wire.Dialect5, wire.DefaultLimits()), bridge.Config{})
+		_, client, served := serveSocket(ctx, t, e, wire.Dialect5)
 		root, err := client.Root(ctx)
 		if err != nil {
 			t.Fatal(err)

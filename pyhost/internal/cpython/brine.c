@@ -400,7 +400,9 @@ int pb_brine_dump(PyObject *o, pb_buf *b) {
 	return -1;
 }
 
-int pb_brine_dump_message(PyObject *args, pb_buf *b) {
+// message_header reads args (msg, seq, body) with msg and seq ints of 64 bits into
+// b->kind and b->seq: -1 (no exception left set) for anything else.
+static int message_header(PyObject *args, pb_buf *b) {
 	if (pb_type(args) != pb_TupleType || PyTuple_Size(args) != 3) return -1;
 	PyObject *k = PyTuple_GetItem(args, 0), *s = PyTuple_GetItem(args, 1);
 	if (pb_type(k) != pb_LongType || pb_type(s) != pb_LongType) return -1;
@@ -411,19 +413,18 @@ int pb_brine_dump_message(PyObject *args, pb_buf *b) {
 		PyErr_Clear();
 		return -1;
 	}
+	return 0;
+}
+
+int pb_brine_dump_message(PyObject *args, pb_buf *b) {
+	if (message_header(args, b) < 0) return -1;
 	return pb_brine_dump(PyTuple_GetItem(args, 2), b);
 }
 
 int pb_brine_dump_frame(PyObject *args, pb_buf *b, int layout) {
 	b->len = 0;
-	if (pb_type(args) != pb_TupleType || PyTuple_Size(args) != 3) return -1;
+	if (message_header(args, b) < 0 || b->kind < 1 || b->kind > 3) return -1;
 	PyObject *k = PyTuple_GetItem(args, 0), *s = PyTuple_GetItem(args, 1);
-	if (pb_type(k) != pb_LongType || pb_type(s) != pb_LongType) return -1;
-	int o1, o2;
-	b->kind = PyLong_AsLongLongAndOverflow(k, &o1);
-	b->seq = PyLong_AsLongLongAndOverflow(s, &o2);
-	b->len = 0;
-	if (o1 || o2 || PyErr_Occurred() != NULL || b->kind < 1 || b->kind > 3) goto refuse;
 	static const unsigned char header[5];
 	if (put(b, header, sizeof header) < 0) goto refuse;
 	if (layout == 5) {
