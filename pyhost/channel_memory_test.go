@@ -3,14 +3,12 @@
 package pyhost
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"runtime/debug"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/pybridge/pybridge/bridge/wire"
 )
@@ -36,13 +34,7 @@ func rssKiB(t *testing.T) int {
 // A large reply (compressed, so Go's to write) leaves no buffer of its size behind in
 // the connection, which lives on.
 func TestEmbeddedLargeRepliesLeaveNoBufferBehind(t *testing.T) {
-	python := embeddedPython(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	e, err := StartEmbedded(ctx, Config{Python: python})
-	if err != nil {
-		t.Fatal(err)
-	}
+	e, ctx := testEmbedded(t)
 	const size = 32 << 20
 	var base int
 	for i := range 4 {

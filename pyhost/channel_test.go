@@ -50,6 +50,17 @@ func (s *blockingSocket) BlockingFd() int {
 	return fd
 }
 
+// testEmbedded is this process's embedded interpreter, and a context for the test.
+func testEmbedded(t *testing.T) (*Embedded, context.Context) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	e, err := StartEmbedded(ctx, Config{Python: embeddedPython(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e, ctx
+}
+
 // serveSocket serves a classic connection in layout d over a socketpair in embedded
 // isolation (ctx ends it) and returns the server's stream, a Go RPyC client of it, and
 // what Serve returns, once it does.
@@ -72,15 +83,9 @@ func serveSocket(ctx context.Context, t *testing.T, e *Embedded, d wire.Dialect)
 // its frames go through the C channel and Go in turns (small ones, compressed ones,
 // back to back, callbacks into the client), and every request is answered as asked.
 func TestEmbeddedServesASocket(t *testing.T) {
-	python := embeddedPython(t)
 	for _, d := range []wire.Dialect{wire.Dialect5, wire.Dialect6} {
 		t.Run(d.Name(), func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-			defer cancel()
-			e, err := StartEmbedded(ctx, Config{Python: python})
-			if err != nil {
-				t.Fatal(err)
-			}
+			e, ctx := testEmbedded(t)
 			server, client, served := serveSocket(ctx, t, e, d)
 
 			for i := range 200 {
@@ -150,13 +155,7 @@ func TestEmbeddedServesASocket(t *testing.T) {
 // receiving after the serve loop ended and the C channel was let go: they get EOFError,
 // and the process lives on.
 func TestEmbeddedHostedThreadsServingAfterTheConnectionEnded(t *testing.T) {
-	python := embeddedPython(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	e, err := StartEmbedded(ctx, Config{Python: python})
-	if err != nil {
-		t.Fatal(err)
-	}
+	e, ctx := testEmbedded(t)
 	for range 40 {
 		_, client, served := serveSocket(ctx, t, e, wire.Dialect5)
 		root, err := client.Root(ctx)
