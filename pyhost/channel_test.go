@@ -44,11 +44,6 @@ func (s *blockingSocket) Close() error {
 func (s *blockingSocket) HoldFd(f func(fd int)) error {
 	return s.rc.Control(func(fd uintptr) { f(int(fd)) })
 }
-func (s *blockingSocket) BlockingFd() int {
-	fd := -1
-	s.rc.Control(func(s uintptr) { fd = int(s) })
-	return fd
-}
 
 // testEmbedded is this process's embedded interpreter, and a context for the test.
 func testEmbedded(t *testing.T) (*Embedded, context.Context) {
