@@ -16,6 +16,7 @@ reads and serves meanwhile, so nested and re-entrant calls work in both directio
 idle connection is one thread blocked in recv(): nothing wakes it until a message comes.
 """
 import itertools
+import logging
 import sys
 import threading
 import time
@@ -25,10 +26,12 @@ from collections import deque
 from . import consts, ng, vinegar
 from .async_result import AsyncResult
 from .boxing import ByValue, _simple, box, unbox
+from .classic import ClassicRoot, GoRoot
 from .codec import by_value
 from .handlers import CLASSIC_CONFIG, DEFAULT_CONFIG, Handlers
 from .netref import BaseNetref, builtin_classes, class_factory
 from .objects import ObjectTable
+from .service import load_service
 
 _getattribute = object.__getattribute__
 _MSG_REQUEST, _MSG_REPLY, _MSG_EXCEPTION = consts.MSG_REQUEST, consts.MSG_REPLY, consts.MSG_EXCEPTION
@@ -144,8 +147,9 @@ class Connection(Handlers):
             self._finish(None)
 
     def _setup(self):
-        from .classic import ClassicRoot, GoRoot
-        from .service import load_service
+        # everything it uses is imported with this module: a connection opened while the
+        # process is out of descriptors must not be the one that imports (and fails
+        # half-way through, leaving a module half made for every connection after it)
         if self.mode == "classic":
             self._local_root = ClassicRoot(self)
         elif self.mode == "go":
@@ -163,7 +167,6 @@ class Connection(Handlers):
 
     def _logger(self):
         """The logger rpyc's server would hand the connection: "<service name>/<port>"."""
-        import logging
         name = "SLAVE"
         get_name = getattr(self._service, "get_service_name", None)
         if callable(get_name):
