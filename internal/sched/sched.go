@@ -22,9 +22,11 @@ const Every = 5 * time.Millisecond
 // Yielder belongs to one goroutine; its zero value is ready.
 type Yielder struct{ last time.Time }
 
-// Tick yields to the scheduler if the goroutine has not done so for Every. Call it from
-// the goroutine's loop, at a point where it holds no lock another goroutine waits for.
+// Tick yields to the scheduler if the goroutine has not done so for Every, and notes it
+// Busy. Call it from the goroutine's loop, before it waits outside Go again, at a point
+// where it holds no lock another goroutine waits for.
 func (y *Yielder) Tick() {
+	Busy()
 	if now := time.Now(); now.Sub(y.last) > Every {
 		runtime.Gosched()
 		y.last = now

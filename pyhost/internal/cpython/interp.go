@@ -15,6 +15,8 @@ import (
 	"runtime"
 	"sync"
 	"unsafe"
+
+	"github.com/pybridge/pybridge/internal/sched"
 )
 
 // Available reports whether this build can embed Python (it was built with cgo).
@@ -142,6 +144,7 @@ func runSource(src string) error {
 // matched by a Leave on the same goroutine.
 func Enter() {
 	runtime.LockOSThread()
+	sched.Busy() // the GIL may be long to come (see sched.Busy)
 	C.pb_enter()
 }
 
@@ -159,7 +162,10 @@ type ThreadState struct{ ts C.uintptr_t }
 func Release() ThreadState { return ThreadState{C.pb_save_thread()} }
 
 // Reacquire takes the GIL back after Release.
-func (t ThreadState) Reacquire() { C.pb_restore_thread(t.ts) }
+func (t ThreadState) Reacquire() {
+	sched.Busy()
+	C.pb_restore_thread(t.ts)
+}
 
 // ThreadIdent is threading.get_ident() of the calling thread (GIL held).
 func ThreadIdent() uint64 { return uint64(C.PyThread_get_thread_ident()) }
