@@ -49,13 +49,17 @@ func Busy() {
 	}
 	g.busy.Store(true)
 	if g.asleep.Load() {
+		started := false
 		g.once.Do(func() {
+			started = true
 			g.asleep.Store(false)
 			go guard()
 		})
-		select {
-		case g.wake <- struct{}{}:
-		default:
+		if !started {
+			select {
+			case g.wake <- struct{}{}:
+			default:
+			}
 		}
 	}
 }
