@@ -73,7 +73,9 @@ def measure(kind, n):
         for _ in range(n):
             c = rpyc.classic.connect("127.0.0.1", port)
             conns.append(c)
-        time.sleep(1.0)
+        # settle: pybridge keeps a timer for a second after threads were last busy
+        # (sched.Busy); idle means after that
+        time.sleep(2.5)
         pids = tree(srv.proc.pid)
         main1, rest1 = rss_kib(srv.proc.pid), sum(rss_kib(p) for p in pids[1:])
         s0 = switches(pids)

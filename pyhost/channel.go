@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pybridge/pybridge/bridge/wire"
@@ -24,6 +25,8 @@ type Channel struct {
 	sock *socket
 	rd   *bufio.Reader
 	rbuf []byte
+
+	awaited atomic.Int32 // requests sent to the worker and not answered yet (Worker.awaited)
 
 	mu      sync.Mutex
 	local   bool  // Close was called
@@ -61,7 +64,12 @@ func (c *Channel) ReadMessage() (wire.Message, error) {
 			return wire.Message{}, c.end(c.readErr(err))
 		}
 		switch f.Kind {
-		case workerproto.KindRequest, workerproto.KindReply, workerproto.KindException:
+		case workerproto.KindReply, workerproto.KindException:
+			if c.awaited.Add(-1) < 0 { // a reply to nothing: the worker's business
+				c.awaited.Add(1)
+			}
+			return wire.Message{Type: wire.MsgType(f.Kind), Seq: f.Seq, Body: f.Body}, nil
+		case workerproto.KindRequest:
 			return wire.Message{Type: wire.MsgType(f.Kind), Seq: f.Seq, Body: f.Body}, nil
 		case workerproto.KindClose:
 			reason, _ := f.Body.(string)
@@ -130,6 +138,7 @@ func (c *Channel) WriteMessage(m wire.Message) error {
 	if err := c.endedErr(); err != nil {
 		return err
 	}
+	c.asking(m)
 	var err error
 	if eerr := workerproto.Write(c.frame(m), c.w.cfg.Limits, func(b []byte) error { err = c.sock.write(b); return err }); err == nil {
 		return eerr
@@ -147,6 +156,7 @@ func (c *Channel) WriteMessageNoWait(m wire.Message) (unsent []byte, err error) 
 	if err := c.endedErr(); err != nil {
 		return nil, err
 	}
+	c.asking(m)
 	var serr error
 	eerr := workerproto.Write(c.frame(m), c.w.cfg.Limits, func(b []byte) error {
 		var n int
@@ -172,6 +182,13 @@ func (c *Channel) WriteUnsent(unsent []byte) ([]byte, error) {
 		return nil, nil
 	}
 	return unsent[n:], nil
+}
+
+// asking counts a request on its way to the worker as awaited until its reply is read.
+func (c *Channel) asking(m wire.Message) {
+	if m.Type == wire.MsgRequest {
+		c.awaited.Add(1)
+	}
 }
 
 // frame is m as the worker protocol carries it on this connection.

@@ -46,7 +46,7 @@ type Config struct {
 
 	StartTimeout    time.Duration // for HELLO (default 30s)
 	ShutdownTimeout time.Duration // from SHUTDOWN to SIGKILL (default 5s)
-	PingInterval    time.Duration // health pings of a pool (default 10s; negative: none)
+	PingInterval    time.Duration // health pings of a pool's workers a request waits for (default 10s; negative: none)
 	PingTimeout     time.Duration // a PING unanswered this long is a failure (default 10s)
 	// PingFailures consecutive failed pings, with the worker using no CPU meanwhile,
 	// make the pool kill and replace it (default 3). A worker busy in C code that holds

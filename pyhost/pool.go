@@ -235,7 +235,9 @@ func (p *Pool) start(backoff *time.Duration) *Worker {
 }
 
 // health pings w until it is gone; PingFailures failures in a row kill it (and the
-// supervisor replaces it).
+// supervisor replaces it). A worker nothing waits on (no request unanswered) that
+// answered the last ping is not woken: an idle worker makes no wake-ups, and a hung one
+// is found once a request of it waits.
 func (p *Pool) health(w *Worker) {
 	if p.cfg.PingInterval < 0 {
 		return
@@ -243,6 +245,7 @@ func (p *Pool) health(w *Worker) {
 	t := time.NewTicker(p.cfg.PingInterval)
 	defer t.Stop()
 	failures := 0
+	answered := true // the last ping was
 	cpu := processCPU(w.Pid())
 	for {
 		select {
@@ -250,10 +253,13 @@ func (p *Pool) health(w *Worker) {
 		case <-w.Done():
 			return
 		}
+		if answered && !w.awaited() {
+			continue
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), p.cfg.PingTimeout)
 		err := w.Ping(ctx)
 		cancel()
-		if err == nil {
+		if answered = err == nil; answered {
 			failures = 0
 			cpu = processCPU(w.Pid())
 			continue

@@ -204,3 +204,43 @@ func TestPoolSpreadsSimultaneousOpens(t *testing.T) {
 		}
 	}
 }
+
+// Health pings wake a worker only while a connection waits for it: an idle worker (its
+// last request answered) is left asleep; one with a request unanswered is pinged.
+func TestPoolPingsOnlyAWorkerAConnectionWaitsFor(t *testing.T) {
+	ctx, cancel := contextWithTimeout(t, 60*time.Second)
+	defer cancel()
+	cfg := fakeConfig(t, newLogRecorder())
+	cfg.PingInterval = 20 * time.Millisecond
+	p, err := NewPool(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Shutdown(ctx)
+	w := p.Workers()[0]
+	ch, err := p.Open(ctx, OpenOptions{Mode: "go"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, err := request(t, ch, 1, "hello"); err != nil || m.Body != "hello" {
+		t.Fatalf("request: %+v %v", m, err)
+	}
+	pings := func() int64 {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		return w.nextPing
+	}
+	before := pings()
+	time.Sleep(15 * cfg.PingInterval)
+	if n := pings() - before; n > 0 {
+		t.Fatalf("an idle worker was pinged %d times in 15 intervals", n)
+	}
+	// a request sent and its reply not read yet: the connection waits for the worker
+	if err := ch.WriteMessage(wire.Message{Type: wire.MsgRequest, Seq: 2, Body: "pending"}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "a ping while a request waits", func() bool { return pings() > before })
+	if m, err := ch.ReadMessage(); err != nil || m.Body != "pending" {
+		t.Fatalf("reply: %+v %v", m, err)
+	}
+}

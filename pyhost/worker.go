@@ -516,6 +516,19 @@ func (w *Worker) Open(ctx context.Context, opts OpenOptions) (*Channel, error) {
 	return ch, nil
 }
 
+// awaited reports whether a connection waits for the worker: a request of it sent and
+// not answered yet.
+func (w *Worker) awaited() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, ch := range w.chans {
+		if ch.awaited.Load() > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 func (w *Worker) forget(id uint64) {
 	w.mu.Lock()
 	delete(w.chans, id)
