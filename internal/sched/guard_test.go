@@ -20,7 +20,7 @@ func TestTheGuardTicksWhileBusyAndSleepsWhenQuiet(t *testing.T) {
 		}
 	}
 	Busy()
-	waitFor("awake after Busy", func() bool { return !asleep() }, time.Second)
+	waitFor("awake after Busy", func() bool { return !asleep() }, 5*time.Second)
 	// busy for longer than a quiet period: it stays awake
 	for end := time.Now().Add(3 * guardQuiet * GuardEvery / 2); time.Now().Before(end); {
 		Busy()
@@ -29,8 +29,8 @@ func TestTheGuardTicksWhileBusyAndSleepsWhenQuiet(t *testing.T) {
 			t.Fatal("the guard slept while goroutines were busy")
 		}
 	}
-	waitFor("asleep once quiet", asleep, 2*guardQuiet*GuardEvery)
+	waitFor("asleep once quiet", asleep, 5*guardQuiet*GuardEvery)
 	Busy()
-	waitFor("awake after Busy", func() bool { return !asleep() }, time.Second)
-	waitFor("asleep once quiet again", asleep, 2*guardQuiet*GuardEvery)
+	waitFor("awake after Busy", func() bool { return !asleep() }, 5*time.Second)
+	waitFor("asleep once quiet again", asleep, 5*guardQuiet*GuardEvery)
 }
