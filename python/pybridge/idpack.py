@@ -21,8 +21,12 @@ def _static(cls, name, default=None):
 
 
 def _type_name(cls):
-    module = type.__dict__["__module__"].__get__(cls)
-    return f"{module}.{type.__dict__['__name__'].__get__(cls)}"
+    name = type.__dict__["__name__"].__get__(cls)
+    try:
+        module = type.__dict__["__module__"].__get__(cls)
+    except AttributeError:  # made by type() where the globals had no __name__
+        return name
+    return f"{module}.{name}"
 
 
 def get_id_pack(obj):

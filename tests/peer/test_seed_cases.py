@@ -47,6 +47,17 @@ def test_id_pack_comes_from_type(cls):
     assert get_id_pack(cls) == (f"{__name__}.{cls.__name__}", id(cls), 0)
 
 
+def test_a_class_without_module_is_named_by_its_name():
+    # type() where the globals have no __name__ (exec(src, {})) sets no __module__, and
+    # the class's __module__ raises AttributeError: named as repr() names it
+    ns = {}
+    exec("C = type('C', (), {})", ns)
+    cls = ns["C"]
+    obj = cls()
+    assert get_id_pack(obj) == ("C", id(cls), id(obj))
+    assert get_id_pack(cls) == ("C", id(cls), 0)
+
+
 @pytest.mark.parametrize("cls", [RaisingClass, InterceptingClass, LyingClass])
 def test_hidden_class_is_served(cls):
     peer = FakePeer()

@@ -44,8 +44,13 @@ HIDDEN_CLASSES = {
         "    def hello(self):\n"
         "        return 'hi'\n"
     ),
+    # made by type() where the globals have no __name__ (the classic namespace): the class
+    # has no __module__ at all; rpyc 5.3.1 and 6.0.2 both die while replying
+    "no_module": (
+        "Hidden = type('Hidden', (), {'hello': lambda self: 'hi'})\n"
+    ),
 }
-STOCK_FAILS = {"raising_property": True, "getattribute": RPYC5, "lying": False}
+STOCK_FAILS = {"raising_property": True, "getattribute": RPYC5, "lying": False, "no_module": True}
 
 
 def call_hello(port, source):
