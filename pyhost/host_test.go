@@ -212,9 +212,10 @@ func threadSwitches(t *testing.T, pid int) int {
 }
 
 // An idle connection costs the worker nothing: its thread sleeps in a blocking read
-// that only the client's next message ends, and no thread of the worker wakes up.
+// that only the client's next message ends, and no thread of the worker wakes up, not
+// even for health pings (sent only while a request waits for the worker).
 func TestWorkerIdleConnectionsSleep(t *testing.T) {
-	h := startHost(t, hostPythons(t)["msgpack"], func(c *Config) { c.PingInterval = -1 })
+	h := startHost(t, hostPythons(t)["msgpack"], func(c *Config) { c.PingInterval = 50 * time.Millisecond })
 	ctx, cancel := contextWithTimeout(t, 30*time.Second)
 	defer cancel()
 	var conns []*bridge.Conn
