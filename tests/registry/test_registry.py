@@ -30,10 +30,18 @@ SERVE_DIR = Path(__file__).resolve().parent.parent / "serve"  # echo_service.py
 DEADLINE = 60.0
 
 
+_udp_handed_out = set()
+
+
 def free_udp_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A UDP port free on 127.0.0.1 now, never one handed out before (see free_port)."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _udp_handed_out:
+            _udp_handed_out.add(port)
+            return port
 
 
 def free_port_for(mode):

@@ -31,10 +31,20 @@ def venv_python(name):
     return str(VENVS / name / "bin" / "python")
 
 
+_handed_out = set()
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A TCP port free on 127.0.0.1 now, and never one this process handed out before:
+    the kernel may give a just-released port again, and a test that asks for two (a
+    registry's and a server's) must not get the same one twice."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 def wait_port(port, proc, timeout=30.0, host="127.0.0.1"):
