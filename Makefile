@@ -90,7 +90,9 @@ gotest:
 	done
 
 # The whole suite runs once per rpyc client version (6.0.2, 5.3.1), the serve tests under
-# both isolations (spawned workers, and Python embedded in the pybridge process), and so
+# both isolations (spawned workers, and Python embedded in the pybridge process; the
+# spawned workers are pybridge processes with Python embedded under rpyc 6, Python
+# processes that Go relays to under rpyc 5), and so
 # do the tests where the client's protocol meets the hosted Python with the rpyc-ng
 # client (with its own tests and robotframework-rpycremote's; the rest of the serve suite
 # passes under ng too, CI time keeps it to these); the
@@ -105,7 +107,7 @@ NG_TESTS := $(addprefix tests/serve/,test_rpycng.py test_robot.py test_classic.p
 pytest: build
 	@$(call leg,rpyc6,,tests)
 	@$(call leg,rpyc6,PYBRIDGE_ISOLATION=embedded,tests/serve)
-	@$(call leg,rpyc5,,tests)
+	@$(call leg,rpyc5,PYBRIDGE_WORKER=python,tests)
 	@$(call leg,rpyc5,PYBRIDGE_ISOLATION=embedded,tests/serve)
 	@$(call leg,rpycng,,$(NG_TESTS))
 	@$(call leg,rpycng,PYBRIDGE_ISOLATION=embedded,$(NG_TESTS))

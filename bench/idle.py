@@ -2,7 +2,7 @@
 
     .venv/rpyc5/bin/python bench/idle.py [--connections 1000]
 
-For each isolation it reports the server's memory per idle connection (RSS of the Go
+For each isolation (and kind of spawned worker: shared/embedded, shared/python) it reports the server's memory per idle connection (RSS of the Go
 process, and of the workers, before and after) and how many times the server's threads
 wake up per second while every connection is idle (voluntary context switches from
 /proc). rpyc's own ThreadedServer is measured the same way, in the same run.
@@ -61,8 +61,9 @@ def measure(kind, n):
     if kind == "rpyc":
         srv = Server([sys.executable, "-c", STOCK_SERVER, str(port)], port)
     else:
-        srv = Server(pybridge_args("--classic", "--port", str(port), "--isolation", kind,
-                                   "--log-level", "error"), port)
+        isolation, _, worker = kind.partition("/")
+        srv = Server(pybridge_args("--classic", "--port", str(port), "--isolation", isolation,
+                                   "--worker", worker or "auto", "--log-level", "error"), port)
     try:
         warm = rpyc.classic.connect("127.0.0.1", port)
         warm.eval("1")
@@ -94,11 +95,11 @@ def main():
     ap.add_argument("--connections", type=int, default=1000)
     args = ap.parse_args()
     print(f"{args.connections} idle rpyc {rpyc.__version__} classic connections")
-    print(f"{'server':20} {'main process KiB/conn':>22} {'workers KiB/conn':>17} {'wake-ups/s idle':>16}")
-    for kind in ("rpyc", "embedded", "shared"):
+    print(f"{'server':24} {'main process KiB/conn':>22} {'workers KiB/conn':>17} {'wake-ups/s idle':>16}")
+    for kind in ("rpyc", "embedded", "shared/embedded", "shared/python"):
         main_kib, rest_kib, wakes = measure(kind, args.connections)
         name = kind if kind == "rpyc" else f"pybridge {kind}"
-        print(f"{name:20} {main_kib:22.1f} {rest_kib:17.1f} {wakes:16.1f}")
+        print(f"{name:24} {main_kib:22.1f} {rest_kib:17.1f} {wakes:16.1f}")
 
 
 if __name__ == "__main__":

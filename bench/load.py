@@ -2,7 +2,7 @@
 against `pybridge serve`, in one run, on loopback.
 
     .venv/rpyc5/bin/python bench/load.py [--seconds 2] [--turns 4] [--workers 2] [--repeat 3]
-        [--isolation embedded --isolation shared] [--metrics]
+        [--isolation embedded --isolation shared/embedded --isolation shared/python] [--metrics]
 
 For each workload it prints ops/s and server CPU per request (user + system time of every
 server process: the Go process and all its workers, read from /proc before and after),
@@ -192,8 +192,10 @@ def start(kind, workers):
     port = free_port()
     if kind == "rpyc":
         return Server([sys.executable, "-c", STOCK_SERVER, str(port)], port)
-    isolation = kind.split(" ")[1]
+    isolation, _, worker = kind.split(" ")[1].partition("/")
     extra = ["--metrics-addr", f"127.0.0.1:{free_port()}"] if kind.endswith("+metrics") else []
+    if worker:
+        extra += ["--worker", worker]
     return Server(pybridge_args("--classic", "--port", str(port), "--workers", str(workers),
                                 "--isolation", isolation, "--log-level", "error", *extra), port)
 
@@ -207,12 +209,14 @@ def main():
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--repeat", type=int, default=3, help="runs of everything; the median is reported")
     ap.add_argument("--isolation", action="append",
-                    help="pybridge isolations to measure (default: embedded and shared)")
+                    help="pybridge isolations to measure, optionally with the kind of spawned "
+                         "worker: shared/embedded, shared/python (default: embedded, shared/embedded "
+                         "and shared/python)")
     ap.add_argument("--metrics", action="store_true",
                     help="also measure each isolation with --metrics-addr (the cost of the metrics)")
     args = ap.parse_args()
     kinds = ["rpyc"]
-    for i in args.isolation or ["embedded", "shared"]:
+    for i in args.isolation or ["embedded", "shared/embedded", "shared/python"]:
         kinds += [f"pybridge {i}"] + ([f"pybridge {i} +metrics"] if args.metrics else [])
 
     runs = []

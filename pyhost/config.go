@@ -31,6 +31,14 @@ type Config struct {
 	// directory holding pybridge/, e.g. the python/ folder of a source checkout).
 	PackageDir string
 
+	// ServingWorker, when set, is the command line each worker is started with instead
+	// of `python -m pybridge.worker`: a program that speaks the worker protocol on fd 3
+	// and serves, itself, the rpyc clients whose sockets Pool.Hand passes to it (reading
+	// and writing the rpyc wire with Python embedded: `pybridge serve --worker-fd 3 …`).
+	// Such a pool takes Hand, never Open. Env, Dir and MemoryLimit apply to it; Python,
+	// PythonArgs and PackageDir are its own business.
+	ServingWorker []string
+
 	// Workers is the number of live workers a pool keeps (default 1). With isolation
 	// "connection" it is the number of spare, pre-started workers.
 	Workers int

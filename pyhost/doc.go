@@ -35,6 +35,12 @@
 // own and shuts it down when the connection closes. The workers' stdout and stderr are
 // logged line by line (log/slog, attributes worker and stream).
 //
+// A pool may instead run serving workers (Config.ServingWorker: `pybridge serve
+// --worker-fd 3 …`, the interpreter embedded): Pool.Hand passes an accepted client's
+// socket itself to one, which serves the rpyc wire on it as embedded isolation does, and
+// tells the pool when the connection ended (ENDED); the worker's side of that is
+// HandedListener. Requests then never pass this process.
+//
 // Mode "go", which Host.Connect opens, adds one documented extension to RPyC: Go slices
 // and maps cross by value (as Python lists and dicts), where RPyC would pass references.
 //

@@ -505,3 +505,35 @@ type channelStream interface {
 	Counters() (awaiting, serving *atomic.Int32)
 	SetWriteLock(l sync.Locker)
 }
+
+// Responsive takes the GIL and gives it back (a serving worker's answer to a PING):
+// nil once it could, or ctx's error while hosted code holds the GIL (a C call that
+// does not release it, or a hang).
+func (e *Embedded) Responsive(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		cpython.Enter()
+		cpython.Leave()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// CanEmbed reports whether the interpreter python could be embedded (its shared
+// library found and loadable) without starting it: nil, or an error that wraps
+// ErrCannotEmbed.
+func CanEmbed(ctx context.Context, python string) error {
+	info, err := cpython.Probe(ctx, python)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrCannotEmbed, err)
+	}
+	if err := info.Check(); err != nil {
+		return fmt.Errorf("%w: %w", ErrCannotEmbed, err)
+	}
+	return nil
+}

@@ -32,3 +32,11 @@ func (e *Embedded) Serve(ctx context.Context, t Transport, opts OpenOptions) err
 
 // Connect is never reached without an Embedded.
 func (e *Embedded) Connect(ctx context.Context) (*bridge.Conn, error) { return nil, cpython.ErrNoCgo }
+
+// Responsive is never reached without an Embedded.
+func (e *Embedded) Responsive(ctx context.Context) error { return cpython.ErrNoCgo }
+
+// CanEmbed fails: this binary was built without cgo.
+func CanEmbed(ctx context.Context, python string) error {
+	return fmt.Errorf("%w: %w", ErrCannotEmbed, cpython.ErrNoCgo)
+}

@@ -329,6 +329,9 @@ func runnable(pid int) bool {
 // Open opens a connection in a worker of the pool (see Pool for which one). It waits,
 // bounded by ctx, while no worker is live (all restarting) or no spare is ready.
 func (p *Pool) Open(ctx context.Context, opts OpenOptions) (*Channel, error) {
+	if p.Serving() {
+		return nil, ErrNotServing
+	}
 	for {
 		w, err := p.pick(ctx)
 		if err != nil {

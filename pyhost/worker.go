@@ -42,6 +42,7 @@ type Worker struct {
 
 	mu       sync.Mutex
 	chans    map[uint64]*Channel
+	handed   map[uint64]func() // client connections handed to a serving worker -> what runs when it ends
 	nextConn uint64
 	pings    map[int64]chan struct{}
 	nextPing int64
@@ -117,6 +118,7 @@ func StartWorker(ctx context.Context, cfg Config) (*Worker, error) {
 		id:     int(workerIDs.Add(1)),
 		cfg:    cfg,
 		chans:  make(map[uint64]*Channel),
+		handed: make(map[uint64]func()),
 		pings:  make(map[int64]chan struct{}),
 		exited: make(chan struct{}),
 		done:   make(chan struct{}),
@@ -133,7 +135,7 @@ func (w *Worker) start(ctx context.Context) error {
 		return &StartError{Python: w.cfg.Python, Err: err, Stderr: w.stderrT.String()}
 	}
 	pkgDir := w.cfg.PackageDir
-	if pkgDir == "" {
+	if pkgDir == "" && len(w.cfg.ServingWorker) == 0 {
 		var err error
 		if pkgDir, err = embeddedPackageDir(); err != nil {
 			return startErr(err)
@@ -162,9 +164,18 @@ func (w *Worker) start(ctx context.Context) error {
 	}
 	w.pipes = [2]*os.File{outR, errR}
 
-	args := append(append([]string{}, w.cfg.PythonArgs...), "-m", "pybridge.worker", "--fd", "3")
-	cmd := exec.Command(w.cfg.Python, args...)
-	cmd.Env = workerEnv(w.cfg.Env, pkgDir)
+	var cmd *exec.Cmd
+	if sw := w.cfg.ServingWorker; len(sw) > 0 {
+		cmd = exec.Command(sw[0], sw[1:]...)
+		cmd.Env = append(append([]string{}, w.cfg.Env...), "PYTHONUNBUFFERED=1")
+		if w.cfg.Env == nil {
+			cmd.Env = append(os.Environ(), "PYTHONUNBUFFERED=1")
+		}
+	} else {
+		args := append(append([]string{}, w.cfg.PythonArgs...), "-m", "pybridge.worker", "--fd", "3")
+		cmd = exec.Command(w.cfg.Python, args...)
+		cmd.Env = workerEnv(w.cfg.Env, pkgDir)
+	}
 	cmd.Dir = w.cfg.Dir
 	cmd.ExtraFiles = []*os.File{child}
 	cmd.Stdout, cmd.Stderr = outW, errW
@@ -372,6 +383,14 @@ func (w *Worker) dispatch(f workerproto.Frame) {
 		if c != nil {
 			close(c)
 		}
+	case workerproto.KindEnded:
+		w.mu.Lock()
+		ended, ok := w.handed[f.Conn]
+		delete(w.handed, f.Conn)
+		w.mu.Unlock()
+		if ok && ended != nil {
+			ended()
+		}
 	default:
 		w.log.Warn("pyhost: unexpected frame from worker", "kind", f.Kind, "conn", f.Conn)
 	}
@@ -392,13 +411,15 @@ func (w *Worker) finish() {
 	w.exitErr = e
 	chans := w.chans
 	w.chans = map[uint64]*Channel{}
+	handed := len(w.handed)
+	w.handed = map[uint64]func(){}
 	w.pings = map[int64]chan struct{}{}
 	w.mu.Unlock()
 	if e.Shutdown {
 		w.log.Debug("pyhost: worker stopped", "pid", e.Pid, "status", w.state.String())
 	} else {
 		w.log.Error("pyhost: worker died", "pid", e.Pid, "status", w.state.String(),
-			"connections", len(chans), "err", e)
+			"connections", len(chans)+handed, "err", e)
 	}
 	for _, ch := range chans {
 		ch.workerGone()
@@ -434,7 +455,13 @@ func (w *Worker) logLines(r io.Reader, stream string) {
 			if stream == "stderr" {
 				w.stderrT.add(s)
 			}
-			w.log.Info(s, "stream", stream)
+			if stream == "stderr" && len(w.cfg.ServingWorker) > 0 {
+				// a serving worker logs as this process does (its own slog lines),
+				// and writes them through as they are
+				os.Stderr.Write([]byte(s + "\n"))
+			} else {
+				w.log.Info(s, "stream", stream)
+			}
 		}
 		if err != nil && err != bufio.ErrBufferFull {
 			return
@@ -521,6 +548,10 @@ func (w *Worker) Open(ctx context.Context, opts OpenOptions) (*Channel, error) {
 func (w *Worker) awaited() bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if len(w.handed) > 0 {
+		// a serving worker's requests never pass Go: one serving clients is pinged
+		return true
+	}
 	for _, ch := range w.chans {
 		if ch.awaited.Load() > 0 {
 			return true
@@ -618,7 +649,7 @@ func (w *Worker) Err() error {
 func (w *Worker) Load() int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return len(w.chans) + int(w.opening.Load())
+	return len(w.chans) + len(w.handed) + int(w.opening.Load())
 }
 
 // tail keeps the last lines of the worker's stderr for start errors.

@@ -4,7 +4,10 @@
 // (so a service's on_connect runs at connect time, as under rpyc's ThreadedServer),
 // learns the client's dialect (rpyc 5.x or 6.x) from its first frame, and relays
 // messages 1:1 between the two (bridge.Relay) until either side ends. The Go process
-// executes no Python: every request is answered by the worker.
+// executes no Python: every request is answered by the worker. With serving workers
+// (pyhost.Config.ServingWorker) it hands the accepted socket itself to a worker
+// (pyhost.Pool.Hand), which serves it as Config.Embedded does here; a serving worker
+// runs this package too, accepting from a pyhost.HandedListener.
 //
 // rpyc-ng 7.x clients frame as 6.x clients do and their first frame is the same; the
 // Python peer answers it in a form every version reads (an id_pack of four items) and
@@ -88,8 +91,12 @@ type Config struct {
 	// OneShot serves the first connection only, and Serve returns when it ends
 	// (rpyc's OneShotServer, rpyc_classic --mode oneshot).
 	OneShot bool
-	// Metrics, when set, count every client connection (package server/metrics).
+	// Metrics, when set, count every client connection (package server/metrics); a
+	// connection handed to a serving worker is counted there, not here.
 	Metrics *metrics.Metrics
+	// Ended, when set, is called with each connection Serve accepted once it has ended
+	// (a serving worker reports it to its pool: pyhost.HandedListener.Ended).
+	Ended func(net.Conn)
 }
 
 // Server relays rpyc clients to workers.
@@ -173,6 +180,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			s.serveAccepted(connCtx, c)
 			return nil
 		}
+		if s.cfg.Pool != nil && s.cfg.Pool.Serving() {
+			s.hand(connCtx, c)
+			continue
+		}
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
@@ -184,6 +195,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 // serveAccepted serves a connection the listener accepted: a socket in blocking mode
 // (read on the connection's own thread), behind TLS when configured.
 func (s *Server) serveAccepted(ctx context.Context, c net.Conn) {
+	accepted := c
 	peer := c.RemoteAddr().String()
 	c = toBlocking(c)
 	if s.cfg.TLS != nil {
@@ -192,6 +204,30 @@ func (s *Server) serveAccepted(ctx context.Context, c net.Conn) {
 	if err := s.ServeConn(ctx, c, peer); err != nil {
 		s.log.Warn("connection ended", "peer", peer, "err", err)
 	}
+	if s.cfg.Ended != nil {
+		s.cfg.Ended(accepted)
+	}
+}
+
+// hand passes an accepted connection to a serving worker of the pool, which serves it
+// from then on (TLS included), on a goroutine of its own: waiting for a live worker
+// (all restarting) or a spare must not hold up the accept loop.
+func (s *Server) hand(ctx context.Context, c net.Conn) {
+	peer := c.RemoteAddr().String()
+	handOne := func() {
+		w, err := s.cfg.Pool.Hand(ctx, c)
+		if err != nil {
+			c.Close()
+			s.log.Warn("cannot hand the connection to a worker", "peer", peer, "err", err)
+			return
+		}
+		s.log.Debug("connection handed", "peer", peer, "worker", w.ID())
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		handOne()
+	}()
 }
 
 // drain closes idle connections at once and the busy ones as they become idle,

@@ -140,6 +140,8 @@ type serveFlags struct {
 	registryEvery  time.Duration
 	metricsAddr    string
 	pprof          bool
+	worker         string
+	workerFd       int
 
 	config map[string]any // --protocol-config, decoded
 	level  slog.Level
@@ -175,6 +177,8 @@ What to serve:
 	fs.IntVar(&f.workers, "workers", 1, "worker processes (spawned isolations)")
 	fs.StringVar(&f.isolation, "isolation", "auto", "auto, embedded (Python inside this process), shared (connections spread over --workers processes) or connection (a worker process per connection); auto is embedded when the interpreter has a shared library and --workers is 1, else shared")
 	fs.StringVar(&f.rpycVersion, "rpyc-version", "auto", "client protocol: auto (detected per connection), 5, 6 or ng (rpyc-ng 7.x)")
+	fs.StringVar(&f.worker, "worker", "auto", "what a spawned worker process is: embedded (pybridge with Python embedded, serving the client's socket itself: the fast path), python (a Python process; Go relays each message to it) or auto (embedded when the interpreter has a shared library, cgo is in and no --metrics-addr is given)")
+	fs.IntVar(&f.workerFd, "worker-fd", -1, "internal: serve the connections a pybridge pool hands over the control socket at this fd (how pybridge starts its embedded workers)")
 	fs.DurationVar(&f.pingInterval, "ping-interval", 10*time.Second, "how often spawned workers are pinged (0 or less: never)")
 	fs.DurationVar(&f.pingTimeout, "ping-timeout", 10*time.Second, "a ping unanswered this long fails")
 	fs.IntVar(&f.pingFailures, "ping-failures", 3, "failed pings in a row, with the worker using no CPU meanwhile, that make it count as hung: it is killed and replaced (a worker busy in C code is never killed)")
@@ -214,6 +218,17 @@ What to serve:
 	case "auto", "shared", "connection", "embedded":
 	default:
 		return nil, fmt.Errorf("--isolation %q: want auto, embedded, shared or connection", f.isolation)
+	}
+	switch f.worker {
+	case "auto", "embedded", "python":
+	default:
+		return nil, fmt.Errorf("--worker %q: want auto, embedded or python", f.worker)
+	}
+	if f.workerFd >= 0 {
+		if f.mode != "threaded" || f.register || f.metricsAddr != "" {
+			return nil, errors.New("--worker-fd is pybridge's own: it takes no --mode, --register or --metrics-addr")
+		}
+		f.isolation = pyhost.IsolationEmbedded
 	}
 	if f.workers < 1 {
 		return nil, fmt.Errorf("--workers %d: want at least 1", f.workers)
@@ -384,6 +399,10 @@ func run(f *serveFlags, log *slog.Logger) error {
 		return fmt.Errorf("--rpyc-version %q: want auto, 5, 6 or ng", f.rpycVersion)
 	}
 
+	if f.workerFd >= 0 {
+		return serveHanded(ctx, f, log, open, dialect)
+	}
+
 	// the interpreter, and the service, are checked before anything listens
 	if _, err := pyhost.CheckPython(ctx, f.python); err != nil {
 		return err
@@ -448,14 +467,31 @@ func run(f *serveFlags, log *slog.Logger) error {
 	}
 	if srvCfg.Embedded == nil {
 		hostCfg.Isolation = isolation
+		serving, err := servingWorkers(ctx, f, stdio != nil)
+		if err != nil {
+			return err
+		}
+		if serving {
+			exe, err := os.Executable()
+			if err != nil {
+				return fmt.Errorf("--worker embedded: %w", err)
+			}
+			hostCfg.ServingWorker = servingWorkerArgs(exe, f)
+			// the workers drain their connections themselves on SHUTDOWN
+			hostCfg.ShutdownTimeout = f.shutdownGrace + 5*time.Second
+		}
 		pool, err := pyhost.NewPool(ctx, hostCfg)
 		if err != nil {
 			return err
 		}
 		defer pool.Shutdown(context.Background())
 		srvCfg.Pool = pool
+		kind := "Python"
+		if pool.Serving() {
+			kind = "pybridge, Python embedded"
+		}
 		if ws := pool.Workers(); len(ws) > 0 {
-			interp = fmt.Sprintf("Python %s (%s, %d worker processes)", ws[0].Hello().Python, f.python, f.workers)
+			interp = fmt.Sprintf("Python %s (%s, %d worker processes: %s)", ws[0].Hello().Python, f.python, f.workers, kind)
 		}
 	}
 	if metricsLn != nil {
@@ -523,6 +559,10 @@ func run(f *serveFlags, log *slog.Logger) error {
 	err = srv.Serve(ctx, ln)
 	if ctx.Err() != nil {
 		shuttingDown()
+	}
+	if pool := srvCfg.Pool; pool != nil && pool.Serving() {
+		// its workers serve the connections: they drain them now (--shutdown-grace)
+		pool.Shutdown(context.Background())
 	}
 	if announcer != nil {
 		_ = announcer.Close() // logged
@@ -604,4 +644,92 @@ func tlsConfig(f *serveFlags) (*tls.Config, error) {
 		cfg.ClientAuth = tls.RequireAndVerifyClientCert
 	}
 	return cfg, nil
+}
+
+// servingWorkers decides --worker: whether spawned workers are pybridge processes with
+// Python embedded that serve their clients' sockets themselves (pyhost.Config.ServingWorker),
+// rather than Python processes Go relays every message to.
+func servingWorkers(ctx context.Context, f *serveFlags, stdio bool) (bool, error) {
+	if f.worker == "python" {
+		return false, nil
+	}
+	why := ""
+	switch {
+	case stdio:
+		why = "stdio mode has one connection, relayed"
+	case f.mode == "oneshot":
+		why = "oneshot mode serves one connection, relayed"
+	case f.metricsAddr != "":
+		why = "--metrics-addr counts messages as Go relays them"
+	case !embedAvailable:
+		why = "this pybridge was built without cgo"
+	default:
+		if err := pyhost.CanEmbed(ctx, f.python); err != nil {
+			why = err.Error()
+		}
+	}
+	if why == "" {
+		return true, nil
+	}
+	if f.worker == "embedded" {
+		return false, fmt.Errorf("--worker embedded: %s", why)
+	}
+	return false, nil
+}
+
+// servingWorkerArgs is the command line of a serving worker: this program, serving
+// what the flags say on the connections its pool hands it (TLS and logging included).
+func servingWorkerArgs(exe string, f *serveFlags) []string {
+	args := []string{exe, "serve", "--worker-fd", "3", "--python", f.python,
+		"--rpyc-version", f.rpycVersion, "--shutdown-grace", f.shutdownGrace.String(),
+		"--log-level", f.logLevel, "--log-format", f.logFormat}
+	if f.classic {
+		args = append(args, "--classic")
+	} else {
+		args = append(args, "--service", f.service)
+	}
+	if f.protocolConfig != "" {
+		args = append(args, "--protocol-config", f.protocolConfig)
+	}
+	if f.sslCert != "" {
+		args = append(args, "--ssl-keyfile", f.sslKey, "--ssl-certfile", f.sslCert)
+		if f.sslCA != "" {
+			args = append(args, "--ssl-cafile", f.sslCA)
+		}
+	}
+	if f.quiet {
+		args = append(args, "--quiet")
+	}
+	if f.logFile != "" {
+		args = append(args, "--logfile", f.logFile)
+	}
+	return args
+}
+
+// serveHanded is a serving worker's life (--worker-fd): Python embedded, the
+// connections its pool hands over the control socket served until the pool asks it to
+// shut down (then drained, as pybridge serve drains on SIGTERM) or is gone.
+func serveHanded(ctx context.Context, f *serveFlags, log *slog.Logger, open pyhost.OpenOptions, dialect wire.Dialect) error {
+	emb, err := pyhost.StartEmbedded(ctx, pyhost.Config{Python: f.python, Logger: log})
+	if err != nil {
+		return err
+	}
+	ln, err := pyhost.ListenHanded(f.workerFd, pyhost.Hello{Python: emb.Python(), Codec: "embedded"}, emb.Responsive)
+	if err != nil {
+		return err
+	}
+	srvCfg := server.Config{Embedded: emb, Open: open, Dialect: dialect, Logger: log,
+		ShutdownGrace: f.shutdownGrace, Ended: ln.Ended}
+	if f.sslCert != "" {
+		if srvCfg.TLS, err = tlsConfig(f); err != nil {
+			return err
+		}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		<-ln.Done()
+		cancel()
+	}()
+	return server.New(srvCfg).Serve(ctx, ln)
 }

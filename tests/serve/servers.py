@@ -80,13 +80,17 @@ class Server:
 
 
 # The isolation every pybridge server of a test run uses: "shared" (spawned workers) or
-# "embedded" (Python inside the pybridge process). `make test` runs the suite under both.
+# "embedded" (Python inside the pybridge process), and what spawned workers are
+# (PYBRIDGE_WORKER: "embedded", pybridge processes serving their clients' sockets, or
+# "python", Python processes Go relays to; unset: pybridge's own choice, embedded here).
+# `make test` runs the suite under each.
 ISOLATION = os.environ.get("PYBRIDGE_ISOLATION", "shared")
+WORKER = os.environ.get("PYBRIDGE_WORKER", "auto")
 
 
 def pybridge_args(*extra, python=None):
     return [str(PYBRIDGE), "serve", "--python", python or sys.executable, "--isolation", ISOLATION,
-            "--log-level", "warn", *extra]
+            "--worker", WORKER, "--log-level", "warn", *extra]
 
 
 @contextlib.contextmanager

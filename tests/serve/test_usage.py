@@ -124,3 +124,34 @@ def test_stale_unix_socket_is_replaced(tmp_path):
     finally:
         srv.terminate()
         srv.wait(10)
+
+
+def exe_of(pid):
+    return os.path.realpath(f"/proc/{pid}/exe")
+
+
+@pytest.mark.parametrize("worker", ["embedded", "python"])
+def test_spawned_worker_is_of_the_kind_asked_for(worker):
+    """--worker embedded: a pybridge process with Python embedded hosts the client's
+    objects, in a process of its own; --worker python: a Python process."""
+    from servers import pybridge_server
+    with pybridge_server("--classic", "--isolation", "shared", "--worker", worker, "--workers", "2") as srv:
+        a = rpyc.classic.connect("127.0.0.1", srv.port)
+        b = rpyc.classic.connect("127.0.0.1", srv.port)
+        pid_a, pid_b = a.modules.os.getpid(), b.modules.os.getpid()
+        assert len({pid_a, pid_b, srv.proc.pid}) == 3  # two workers, neither the server itself
+        host_exe = exe_of(pid_a)
+        if worker == "embedded":
+            assert host_exe == os.path.realpath(PYBRIDGE)
+        else:
+            assert os.path.basename(host_exe).startswith("python")
+        assert a.eval("6 * 7") == 42 and b.modules.sys.executable == a.modules.sys.executable
+        a.close()
+        b.close()
+
+
+def test_embedded_workers_refused_where_they_cannot_serve():
+    done = run("--classic", "--isolation", "shared", "--worker", "embedded",
+               "--metrics-addr", f"127.0.0.1:{free_port()}", "--port", str(free_port()))
+    assert done.returncode == 1, done
+    assert "--worker embedded" in done.stderr and "--metrics-addr" in done.stderr

@@ -33,12 +33,13 @@ const (
 	KindPong      Kind = 21 // worker → Go
 	KindShutdown  Kind = 22 // Go → worker: close every connection and exit 0
 	KindHello     Kind = 23 // worker → Go: the first frame, sent once the worker is ready
+	KindEnded     Kind = 24 // serving worker → Go: a handed client connection ended; body: nil or a reason string
 )
 
 var kindNames = map[Kind]string{
 	KindRequest: "REQUEST", KindReply: "REPLY", KindException: "EXCEPTION",
 	KindOpen: "OPEN", KindClose: "CLOSE", KindPing: "PING", KindPong: "PONG",
-	KindShutdown: "SHUTDOWN", KindHello: "HELLO",
+	KindShutdown: "SHUTDOWN", KindHello: "HELLO", KindEnded: "ENDED",
 }
 
 func (k Kind) String() string {
