@@ -4,7 +4,7 @@
 
 For each isolation (and kind of spawned worker: shared/embedded, shared/python) it reports the server's memory per idle connection (RSS of the Go
 process, and of the workers, before and after) and how many times the server's threads
-wake up per second while every connection is idle (voluntary context switches from
+wake up per second while every connection is idle, soon after they connected and later (voluntary context switches from
 /proc). rpyc's own ThreadedServer is measured the same way, in the same run.
 """
 import argparse
@@ -75,17 +75,24 @@ def measure(kind, n):
             c = rpyc.classic.connect("127.0.0.1", port)
             conns.append(c)
         # settle: pybridge keeps a timer for a second after threads were last busy
-        # (sched.Busy); idle means after that
+        # (sched.Busy); idle means after that. The wake-ups are counted twice: 2.5-5.5 s
+        # after the last connect (what the burst of connections leaves running: Go's
+        # scavenger returning memory, GOMAXPROCS stepping down) and 10-13 s after it
+        connected = time.monotonic()
         time.sleep(2.5)
         pids = tree(srv.proc.pid)
         main1, rest1 = rss_kib(srv.proc.pid), sum(rss_kib(p) for p in pids[1:])
         s0 = switches(pids)
         time.sleep(3.0)
-        wakes = (switches(pids) - s0) / 3.0
+        early = (switches(pids) - s0) / 3.0
+        time.sleep(max(0.0, connected + 10.0 - time.monotonic()))
+        s0 = switches(pids)
+        time.sleep(3.0)
+        late = (switches(pids) - s0) / 3.0
         for c in conns:
             c.close()
         warm.close()
-        return (main1 - main0) / n, (rest1 - rest0) / n, wakes
+        return (main1 - main0) / n, (rest1 - rest0) / n, early, late
     finally:
         srv.stop()
 
@@ -95,11 +102,12 @@ def main():
     ap.add_argument("--connections", type=int, default=1000)
     args = ap.parse_args()
     print(f"{args.connections} idle rpyc {rpyc.__version__} classic connections")
-    print(f"{'server':24} {'main process KiB/conn':>22} {'workers KiB/conn':>17} {'wake-ups/s idle':>16}")
+    print(f"{'server':24} {'main process KiB/conn':>22} {'workers KiB/conn':>17} "
+          f"{'wake-ups/s idle, 2.5-5.5 s':>27} {'10-13 s':>8}")
     for kind in ("rpyc", "embedded", "shared/embedded", "shared/python"):
-        main_kib, rest_kib, wakes = measure(kind, args.connections)
+        main_kib, rest_kib, early, late = measure(kind, args.connections)
         name = kind if kind == "rpyc" else f"pybridge {kind}"
-        print(f"{name:24} {main_kib:22.1f} {rest_kib:17.1f} {wakes:16.1f}")
+        print(f"{name:24} {main_kib:22.1f} {rest_kib:17.1f} {early:27.1f} {late:8.1f}")
 
 
 if __name__ == "__main__":
