@@ -108,6 +108,8 @@ type Server struct {
 
 	mu    sync.Mutex
 	conns map[*wire.FrameStream]struct{} // open client connections (Serve)
+
+	stopping atomic.Bool // Serve is closing its connections: how they end is no news
 }
 
 // New returns a server for cfg.
@@ -147,6 +149,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	// connections outlive ctx until drained
 	connCtx, endConns := context.WithCancel(context.Background())
 	defer func() {
+		s.stopping.Store(true)
 		s.drain()
 		endConns()
 		s.wg.Wait()
@@ -202,7 +205,12 @@ func (s *Server) serveAccepted(ctx context.Context, c net.Conn) {
 		c = tls.Server(c, s.cfg.TLS)
 	}
 	if err := s.ServeConn(ctx, c, peer); err != nil {
-		s.log.Warn("connection ended", "peer", peer, "err", err)
+		if s.stopping.Load() {
+			// closed by the shutdown (drain logs those it closed while busy)
+			s.log.Debug("connection closed by the shutdown", "peer", peer, "err", err)
+		} else {
+			s.log.Warn("connection ended", "peer", peer, "err", err)
+		}
 	}
 	if s.cfg.Ended != nil {
 		s.cfg.Ended(accepted)
