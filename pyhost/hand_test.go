@@ -255,3 +255,14 @@ func TestPoolHandAndOpenNeedTheirKindOfWorker(t *testing.T) {
 		t.Errorf("Hand on a pool of Python workers: %v", err)
 	}
 }
+
+func TestStartRefusesServingWorkers(t *testing.T) {
+	ctx, cancel := contextWithTimeout(t, 30*time.Second)
+	defer cancel()
+	if h, err := Start(ctx, servingConfig(t)); !errors.Is(err, ErrNotServing) {
+		if h != nil {
+			h.Close()
+		}
+		t.Fatalf("Start with serving workers: %v", err)
+	}
+}

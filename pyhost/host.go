@@ -3,6 +3,7 @@ package pyhost
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 
 	"github.com/pybridge/pybridge/bridge"
@@ -32,6 +33,9 @@ func Start(ctx context.Context, cfg Config) (*Host, error) {
 			return nil, err
 		}
 		return &Host{emb: e, cfg: cfg, conns: map[*bridge.Conn]struct{}{}}, nil
+	}
+	if len(cfg.ServingWorker) > 0 {
+		return nil, fmt.Errorf("pyhost: Start: %w (a Host's connections are Go's own: Config.ServingWorker is for pools that serve clients)", ErrNotServing)
 	}
 	p, err := NewPool(ctx, cfg)
 	if err != nil {
