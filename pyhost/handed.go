@@ -22,7 +22,7 @@ import (
 // accepting, lets its connections finish and exits. Ended reports each accepted
 // connection's end to the pool.
 type HandedListener struct {
-	fd     int
+	ctl    *net.UnixConn // the control socket, through Go's network poller
 	ping   func(context.Context) error
 	wmu    sync.Mutex
 	conns  chan handedConn
@@ -47,8 +47,22 @@ func ListenHanded(fd int, hello Hello, ping func(context.Context) error) (*Hande
 	if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != nil {
 		return nil, fmt.Errorf("pyhost: control socket fd %d: %w", fd, err)
 	}
-	unix.CloseOnExec(fd)
-	l := &HandedListener{fd: fd, ping: ping, conns: make(chan handedConn), done: make(chan struct{}),
+	// Through the poller, not blocking system calls: a thread back from a system call
+	// wakes Go's sysmon, which then polls some 60 times before it sleeps again, so a
+	// PING of an idle worker would cost that much. (net.FileConn takes a duplicate,
+	// close-on-exec; the original goes.)
+	f := os.NewFile(uintptr(fd), "control")
+	c, err := net.FileConn(f)
+	f.Close()
+	if err != nil {
+		return nil, fmt.Errorf("pyhost: control socket fd %d: %w", fd, err)
+	}
+	ctl, ok := c.(*net.UnixConn)
+	if !ok {
+		c.Close()
+		return nil, fmt.Errorf("pyhost: control socket fd %d is no Unix socket", fd)
+	}
+	l := &HandedListener{ctl: ctl, ping: ping, conns: make(chan handedConn), done: make(chan struct{}),
 		closed: make(chan struct{}), ids: map[net.Conn]uint64{}}
 	body := map[string]any{"protocol": int64(protocolVersion), "pid": int64(os.Getpid()),
 		"python": hello.Python, "codec": hello.Codec, "serving": true}
@@ -66,37 +80,26 @@ func (l *HandedListener) send(f workerproto.Frame) error {
 	l.wmu.Lock()
 	defer l.wmu.Unlock()
 	return workerproto.Write(f, DefaultLimits(), func(b []byte) error {
-		for len(b) > 0 {
-			n, err := unix.SendmsgN(l.fd, b, nil, nil, unix.MSG_NOSIGNAL)
-			if err == unix.EINTR {
-				continue
-			}
-			if err != nil {
-				return os.NewSyscallError("sendmsg", err)
-			}
-			b = b[n:]
-		}
-		return nil
+		_, err := l.ctl.Write(b)
+		return err
 	})
 }
 
-// fdReader reads the control socket with recvmsg(2), queueing the descriptors that
-// come with the bytes (SCM_RIGHTS) in order: an OPEN's socket arrives with its frame's
-// first byte, so it is queued by the time the frame has been read.
+// fdReader reads the control socket with recvmsg(2) (close-on-exec descriptors),
+// queueing the descriptors that come with the bytes (SCM_RIGHTS) in order: an OPEN's
+// socket arrives with its frame's first byte, so it is queued by the time the frame has
+// been read.
 type fdReader struct {
-	fd  int
+	c   *net.UnixConn
 	oob []byte
 	fds []int
 }
 
 func (r *fdReader) Read(p []byte) (int, error) {
 	for {
-		n, oobn, _, _, err := unix.Recvmsg(r.fd, p, r.oob, unix.MSG_CMSG_CLOEXEC)
-		if err == unix.EINTR {
-			continue
-		}
+		n, oobn, _, _, err := r.c.ReadMsgUnix(p, r.oob)
 		if err != nil {
-			return 0, os.NewSyscallError("recvmsg", err)
+			return 0, err
 		}
 		if oobn > 0 {
 			msgs, err := unix.ParseSocketControlMessage(r.oob[:oobn])
@@ -126,7 +129,7 @@ func (r *fdReader) take() (int, bool) {
 
 func (l *HandedListener) read() {
 	defer l.shutdown()
-	fr := &fdReader{fd: l.fd, oob: make([]byte, unix.CmsgSpace(16*4))}
+	fr := &fdReader{c: l.ctl, oob: make([]byte, unix.CmsgSpace(16*4))}
 	rd := bufio.NewReaderSize(fr, 16<<10)
 	var buf []byte
 	for {

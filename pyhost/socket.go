@@ -67,12 +67,23 @@ func (s *socket) write(b []byte) error {
 		if err == unix.EINTR {
 			continue
 		}
+		if err == unix.EAGAIN {
+			s.waitWritable()
+			continue
+		}
 		if err != nil {
 			return os.NewSyscallError("sendmsg", err)
 		}
 		b = b[n:]
 	}
 	return nil
+}
+
+// waitWritable waits for room on a socket that is non-blocking (a worker's control
+// socket, read through Go's poller on a duplicate: see Worker.controlReader).
+func (s *socket) waitWritable() {
+	fds := []unix.PollFd{{Fd: int32(s.fd), Events: unix.POLLOUT}}
+	unix.Poll(fds, -1) // room, an error or a hang-up: the next send says which
 }
 
 // sendNoWait sends what of b the socket takes now, without waiting for room: n is
@@ -112,6 +123,10 @@ func (s *socket) writeWithFD(b []byte, fd int) error {
 	for len(b) > 0 {
 		n, err := unix.SendmsgN(s.fd, b, oob, nil, unix.MSG_NOSIGNAL)
 		if err == unix.EINTR {
+			continue
+		}
+		if err == unix.EAGAIN {
+			s.waitWritable()
 			continue
 		}
 		if err != nil {

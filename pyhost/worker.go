@@ -8,6 +8,7 @@ import (
 	"github.com/pybridge/pybridge/pyhost/internal/workerproto"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"strings"
@@ -36,6 +37,7 @@ type Worker struct {
 	log   *slog.Logger
 	cmd   *exec.Cmd
 	sock  *socket
+	ctl   net.Conn // reads the control socket through Go's poller (controlReader), if it could be made
 	hello Hello
 
 	opening atomic.Int32 // connections a pool picked this worker for, not yet open
@@ -212,7 +214,7 @@ func (w *Worker) start(ctx context.Context) error {
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline, ctxDeadline = d, true
 	}
-	rd := bufio.NewReaderSize(w.sock, 64<<10)
+	rd := bufio.NewReaderSize(w.controlReader(), 64<<10)
 	var f workerproto.Frame
 	var buf []byte
 	// a long wait says so, rather than StartTimeout of silence
@@ -304,6 +306,7 @@ func parseHello(body any) Hello {
 func (w *Worker) abort() {
 	w.kill()
 	<-w.exited
+	w.closeControl()
 	w.sock.close()
 	w.closeLogs()
 }
@@ -424,6 +427,7 @@ func (w *Worker) finish() {
 	for _, ch := range chans {
 		ch.workerGone()
 	}
+	w.closeControl()
 	w.sock.close()
 	w.closeLogs()
 	close(w.done)
@@ -671,4 +675,31 @@ func (t *tail) String() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return strings.Join(t.lines, "\n")
+}
+
+// controlReader is what the control socket is read through: Go's network poller, on a
+// duplicate of the socket, where it can be made. The reader waits there between PONGs
+// for seconds at a time; a thread back from such a long system call wakes Go's sysmon,
+// which then polls some 60 times before it sleeps again: a health ping of an idle
+// worker would cost the Go process that much. (The socket is non-blocking from then on,
+// for both descriptors: socket's writes wait for room with poll(2).)
+func (w *Worker) controlReader() io.Reader {
+	d, err := unix.FcntlInt(uintptr(w.sock.fd), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return w.sock
+	}
+	f := os.NewFile(uintptr(d), "pybridge-worker-control")
+	c, err := net.FileConn(f)
+	f.Close()
+	if err != nil {
+		return w.sock
+	}
+	w.ctl = c
+	return c
+}
+
+func (w *Worker) closeControl() {
+	if w.ctl != nil {
+		w.ctl.Close()
+	}
 }

@@ -1,5 +1,9 @@
 #include <dlfcn.h>
+#include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
 
 #include "capi.h"
 
@@ -104,6 +108,55 @@ void pb_enter(void) {
 }
 
 void pb_leave(void) { PyEval_SaveThread(); }
+
+struct pb_prober_fds {
+	int in, out;
+};
+
+static void *pb_gil_prober(void *arg) {
+	struct pb_prober_fds fds = *(struct pb_prober_fds *)arg;
+	free(arg);
+	PyThreadState *ts = NULL;
+	for (;;) {
+		unsigned char b;
+		ssize_t n = read(fds.in, &b, 1);
+		if (n < 0 && errno == EINTR) {
+			continue;
+		}
+		if (n <= 0) {
+			return NULL; // the Go end closed: the thread state is left, as at exit
+		}
+		if (ts == NULL) {
+			// the first probe makes the thread state, which takes the GIL (waiting for
+			// it here, in a thread Go's scheduler knows nothing of), and keeps it
+			PyGILState_Ensure();
+		} else {
+			PyEval_RestoreThread(ts);
+		}
+		ts = PyEval_SaveThread();
+		while (write(fds.out, &b, 1) < 0 && errno == EINTR) {
+		}
+	}
+}
+
+int pb_start_gil_prober(int in, int out) {
+	struct pb_prober_fds *fds = malloc(sizeof *fds);
+	if (fds == NULL) {
+		return ENOMEM;
+	}
+	fds->in = in;
+	fds->out = out;
+	pthread_t t;
+	pthread_attr_t attr;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	int err = pthread_create(&t, &attr, pb_gil_prober, fds);
+	pthread_attr_destroy(&attr);
+	if (err != 0) {
+		free(fds);
+	}
+	return err;
+}
 
 PyObject *pb_tuple_from(Py_ssize_t n, PyObject **items) {
 	PyObject *t = PyTuple_New(n);

@@ -130,6 +130,12 @@ void pb_resolve_exceptions(void);
 void pb_enter(void);
 void pb_leave(void);
 
+// pb_start_gil_prober starts a thread of its own (not Go's) with a Python thread state
+// that, for each byte it reads from fd in, takes the GIL, gives it back and writes the
+// byte to fd out: whether Python's threads can still be scheduled, asked without a call
+// from Go that could wait for the GIL. 0, or an errno.
+int pb_start_gil_prober(int in, int out);
+
 // Helpers that save round trips from Go. Each returns a new reference or NULL with a
 // Python exception set.
 PyObject *pb_tuple_from(Py_ssize_t n, PyObject **items);      // steals items
