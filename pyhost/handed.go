@@ -96,26 +96,23 @@ type fdReader struct {
 }
 
 func (r *fdReader) Read(p []byte) (int, error) {
-	for {
-		n, oobn, _, _, err := r.c.ReadMsgUnix(p, r.oob)
-		if err != nil {
-			return 0, err
-		}
-		if oobn > 0 {
-			msgs, err := unix.ParseSocketControlMessage(r.oob[:oobn])
-			if err == nil {
-				for _, m := range msgs {
-					if fds, err := unix.ParseUnixRights(&m); err == nil {
-						r.fds = append(r.fds, fds...)
-					}
+	n, oobn, _, _, err := r.c.ReadMsgUnix(p, r.oob)
+	if err != nil {
+		return 0, err
+	}
+	if oobn > 0 {
+		if msgs, err := unix.ParseSocketControlMessage(r.oob[:oobn]); err == nil {
+			for _, m := range msgs {
+				if fds, err := unix.ParseUnixRights(&m); err == nil {
+					r.fds = append(r.fds, fds...)
 				}
 			}
 		}
-		if n == 0 && len(p) > 0 {
-			return 0, io.EOF
-		}
-		return n, nil
 	}
+	if n == 0 && len(p) > 0 {
+		return 0, io.EOF
+	}
+	return n, nil
 }
 
 func (r *fdReader) take() (int, bool) {
