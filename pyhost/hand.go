@@ -40,36 +40,25 @@ func (p *Pool) Hand(ctx context.Context, c net.Conn) (*Worker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pyhost: hand: %w", err)
 	}
-	for {
-		w, err := p.pick(ctx)
-		if err != nil {
-			return nil, err
-		}
+	w, err := p.onWorker(ctx, func(w *Worker) error {
 		var ended func()
 		if p.cfg.Isolation == "connection" {
 			ended = func() { go p.retire(w) }
 		}
 		var herr error
 		if cerr := raw.Control(func(fd uintptr) { herr = w.hand(int(fd), ended) }); cerr != nil {
-			herr = cerr
+			return cerr
 		}
-		w.opening.Add(-1) // counted in Load as handed now, or not at all
-		if herr != nil {
-			var we *WorkerExitError
-			if errors.As(herr, &we) || w.Err() != nil {
-				continue // died between pick and hand: try the next one
-			}
-			if p.cfg.Isolation == "connection" {
-				p.retire(w)
-			}
-			return nil, herr
-		}
-		c.Close() // the worker has its own copy of the socket
-		if p.cfg.Isolation == "connection" && w.Err() != nil {
-			go p.retire(w) // died before its end was counted: nothing else retires it
-		}
-		return w, nil
+		return herr
+	})
+	if err != nil {
+		return nil, err
 	}
+	c.Close() // the worker has its own copy of the socket
+	if p.cfg.Isolation == "connection" && w.Err() != nil {
+		go p.retire(w) // died before its end was counted: nothing else retires it
+	}
+	return w, nil
 }
 
 // hand sends OPEN with the client's socket fd attached; ended runs when the worker

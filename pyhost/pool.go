@@ -332,32 +332,48 @@ func (p *Pool) Open(ctx context.Context, opts OpenOptions) (*Channel, error) {
 	if p.Serving() {
 		return nil, ErrNotServing
 	}
+	var ch *Channel
+	w, err := p.onWorker(ctx, func(w *Worker) (err error) {
+		ch, err = w.Open(ctx, opts)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if p.cfg.Isolation == "connection" {
+		ch.mu.Lock()
+		ch.onClose = func(*Channel) { go p.retire(w) }
+		ch.mu.Unlock()
+		if w.Err() != nil { // died before the hook was set: nothing else retires it
+			go p.retire(w)
+		}
+	}
+	return ch, nil
+}
+
+// onWorker picks a worker (as Open and Hand do) and starts a connection on it with
+// start, trying the next one when the picked worker died in between. On any other
+// failure a worker picked for that connection alone (isolation "connection") is
+// retired.
+func (p *Pool) onWorker(ctx context.Context, start func(*Worker) error) (*Worker, error) {
 	for {
 		w, err := p.pick(ctx)
 		if err != nil {
 			return nil, err
 		}
-		ch, err := w.Open(ctx, opts)
-		w.opening.Add(-1) // counted in Load by the channel itself now, or not at all
+		err = start(w)
+		w.opening.Add(-1) // counted in Load by the connection itself now, or not at all
 		if err != nil {
 			var we *WorkerExitError
 			if errors.As(err, &we) || w.Err() != nil {
-				continue // died between pick and open: try the next one
+				continue // died between pick and start: try the next one
 			}
 			if p.cfg.Isolation == "connection" {
 				p.retire(w)
 			}
 			return nil, err
 		}
-		if p.cfg.Isolation == "connection" {
-			ch.mu.Lock()
-			ch.onClose = func(*Channel) { go p.retire(w) }
-			ch.mu.Unlock()
-			if w.Err() != nil { // died before the hook was set: nothing else retires it
-				go p.retire(w)
-			}
-		}
-		return ch, nil
+		return w, nil
 	}
 }
 
