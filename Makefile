@@ -95,7 +95,8 @@ gotest:
 # processes that Go relays to under rpyc 5), and so
 # do the tests where the client's protocol meets the hosted Python with the rpyc-ng
 # client (with its own tests and robotframework-rpycremote's; the rest of the serve suite
-# passes under ng too, CI time keeps it to these); the
+# passes under ng too, CI time keeps it to these; ng's own tests also with Python
+# workers, relayed); the
 # registry's tests (tests/registry) run once per rpyc version, as they have no isolation; the
 # Python peer's own tests also run under Python 3.9 with pydantic 1 and no msgpack, under
 # Python 3.13, and with the built-in msgpack codec forced.
@@ -111,6 +112,7 @@ pytest: build
 	@$(call leg,rpyc5,PYBRIDGE_ISOLATION=embedded,tests/serve)
 	@$(call leg,rpycng,,$(NG_TESTS))
 	@$(call leg,rpycng,PYBRIDGE_ISOLATION=embedded,$(NG_TESTS))
+	@$(call leg,rpycng,PYBRIDGE_WORKER=python,tests/serve/test_rpycng.py tests/serve/test_robot.py)
 	@$(call leg,pydantic1,,tests/peer)
 	@$(call leg,py313,,tests/peer)
 	@$(call leg,rpyc6,PYBRIDGE_CODEC=builtin,tests/peer)
