@@ -266,3 +266,42 @@ func TestStartRefusesServingWorkers(t *testing.T) {
 		t.Fatalf("Start with serving workers: %v", err)
 	}
 }
+
+func TestPoolKillsAnUnresponsiveServingWorker(t *testing.T) {
+	ctx, cancel := contextWithTimeout(t, 60*time.Second)
+	defer cancel()
+	cfg := servingConfig(t)
+	cfg.PingInterval = 20 * time.Millisecond
+	cfg.PingTimeout = 50 * time.Millisecond
+	cfg.PingFailures = 2
+	p, err := NewPool(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Shutdown(ctx)
+	c, w := handTo(t, ctx, p)
+	if _, _, err := c.ask("before"); err != nil {
+		t.Fatal(err)
+	}
+	if err := stopProcess(w.Pid()); err != nil { // alive but answering nothing
+		t.Fatal(err)
+	}
+	select {
+	case <-w.Done():
+	case <-ctx.Done():
+		t.Fatal("a serving worker that answers no ping was not killed")
+	}
+	var we *WorkerExitError
+	if !errors.As(w.Err(), &we) || we.Cause == nil || we.Signal == 0 {
+		t.Fatalf("hung serving worker: %v", w.Err())
+	}
+	// its client is cut off (the worker held the only other end), and a new one is served
+	c.c.SetDeadline(time.Now().Add(20 * time.Second))
+	if _, err := c.rd.ReadString('\n'); err == nil {
+		t.Error("the killed worker's client still reads")
+	}
+	d, _ := handTo(t, ctx, p)
+	if _, _, err := d.ask("after"); err != nil {
+		t.Fatal(err)
+	}
+}
