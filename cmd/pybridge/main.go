@@ -481,6 +481,13 @@ func run(f *serveFlags, log *slog.Logger) error {
 			hostCfg.ShutdownTimeout = f.shutdownGrace + 5*time.Second
 		}
 		pool, err := pyhost.NewPool(ctx, hostCfg)
+		if err != nil && serving && f.worker == "auto" && ctx.Err() == nil {
+			// an embedded worker that could not start (what CanEmbed cannot see):
+			// Python workers serve the same, relayed
+			log.Warn("--worker auto: embedded workers did not start; spawning Python workers", "err", err)
+			hostCfg.ServingWorker = nil
+			pool, err = pyhost.NewPool(ctx, hostCfg)
+		}
 		if err != nil {
 			return err
 		}

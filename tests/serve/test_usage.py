@@ -155,3 +155,27 @@ def test_embedded_workers_refused_where_they_cannot_serve():
                "--metrics-addr", f"127.0.0.1:{free_port()}", "--port", str(free_port()))
     assert done.returncode == 1, done
     assert "--worker embedded" in done.stderr and "--metrics-addr" in done.stderr
+
+
+def test_auto_workers_fall_back_to_python_when_embedded_ones_cannot_start(tmp_path):
+    """An interpreter that embeds but whose embedded start fails (here a sitecustomize
+    that exits when Python runs inside another program): --worker auto serves with
+    Python workers, and says so; --worker embedded refuses to serve."""
+    (tmp_path / "sitecustomize.py").write_text(
+        "import os, sys\nif not getattr(sys, 'orig_argv', ['python']):\n    os._exit(3)\n")
+    env = dict(os.environ, PYTHONPATH=str(tmp_path))
+    from servers import Server
+    port = free_port()
+    srv = Server(pybridge_args("--classic", "--port", str(port), "--isolation", "shared", "--worker", "auto",
+                               "--log-level", "warn"), port, env=env)
+    try:
+        c = rpyc.classic.connect("127.0.0.1", port)
+        assert os.path.basename(exe_of(c.modules.os.getpid())).startswith("python")
+        assert c.eval("1 + 2") == 3
+        c.close()
+    finally:
+        srv.stop()
+    done = subprocess.run(pybridge_args("--classic", "--port", str(free_port()), "--isolation", "shared",
+                                        "--worker", "embedded"),
+                          capture_output=True, text=True, timeout=60, env=env, stdin=subprocess.DEVNULL)
+    assert done.returncode == 1, done
