@@ -63,6 +63,17 @@ func servingConfig(t *testing.T) Config {
 		Logger: slog.New(newLogRecorder()), RestartBackoff: 10 * time.Millisecond}
 }
 
+// servingPool starts a pool of cfg's serving workers, shut down when the test ends.
+func servingPool(t *testing.T, ctx context.Context, cfg Config) *Pool {
+	t.Helper()
+	p, err := NewPool(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Shutdown(context.Background()) })
+	return p
+}
+
 // client is a handed connection seen from the client's side.
 type client struct {
 	c  net.Conn
@@ -117,11 +128,7 @@ func TestPoolHandsClientsToServingWorkers(t *testing.T) {
 	defer cancel()
 	cfg := servingConfig(t)
 	cfg.Workers = 2
-	p, err := NewPool(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Shutdown(ctx)
+	p := servingPool(t, ctx, cfg)
 	a, wa := handTo(t, ctx, p)
 	b, wb := handTo(t, ctx, p)
 	if wa == wb {
@@ -172,11 +179,7 @@ func TestPoolPingsServingWorkersWithClients(t *testing.T) {
 	defer cancel()
 	cfg := servingConfig(t)
 	cfg.PingInterval = 20 * time.Millisecond
-	p, err := NewPool(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Shutdown(ctx)
+	p := servingPool(t, ctx, cfg)
 	c, _ := handTo(t, ctx, p)
 	eventually(t, 20*time.Second, "pings answered by the serving worker", func() bool {
 		_, pings, err := c.ask("pings?")
@@ -195,11 +198,7 @@ func TestPoolHandConnectionIsolation(t *testing.T) {
 	defer cancel()
 	cfg := servingConfig(t)
 	cfg.Isolation = IsolationConnection
-	p, err := NewPool(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Shutdown(ctx)
+	p := servingPool(t, ctx, cfg)
 	a, wa := handTo(t, ctx, p)
 	b, wb := handTo(t, ctx, p)
 	pa, _, err := a.ask("a")
@@ -235,11 +234,7 @@ func TestPoolHandConnectionIsolation(t *testing.T) {
 func TestPoolHandAndOpenNeedTheirKindOfWorker(t *testing.T) {
 	ctx, cancel := contextWithTimeout(t, 60*time.Second)
 	defer cancel()
-	p, err := NewPool(ctx, servingConfig(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Shutdown(ctx)
+	p := servingPool(t, ctx, servingConfig(t))
 	if _, err := p.Open(ctx, OpenOptions{Mode: "go"}); !errors.Is(err, ErrNotServing) {
 		t.Errorf("Open on a pool of serving workers: %v", err)
 	}
@@ -274,11 +269,7 @@ func TestPoolKillsAnUnresponsiveServingWorker(t *testing.T) {
 	cfg.PingInterval = 20 * time.Millisecond
 	cfg.PingTimeout = 50 * time.Millisecond
 	cfg.PingFailures = 2
-	p, err := NewPool(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Shutdown(ctx)
+	p := servingPool(t, ctx, cfg)
 	c, w := handTo(t, ctx, p)
 	if _, _, err := c.ask("before"); err != nil {
 		t.Fatal(err)
