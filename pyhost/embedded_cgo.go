@@ -169,7 +169,8 @@ func (e *Embedded) serve(c *embeddedConn, opts OpenOptions, cs channelStream, fd
 		}
 		objs = append(objs, o)
 	}
-	args := append([]cpython.Object(nil), objs...) // serve(recv, send, close, send_recv, opts)
+	args := append([]cpython.Object(nil), objs...)
+	var serveInCArg cpython.Object // the channel's serve_in_c, if any
 	if cs != nil {
 		awaiting, serving := cs.Counters()
 		// without a channel (no memory for one) Go serves the connection alone
@@ -179,6 +180,9 @@ func (e *Embedded) serve(c *embeddedConn, opts OpenOptions, cs channelStream, fd
 			cs.SetWriteLock(ch)
 			defer c.releaseChannel()
 			c.handOver()
+			if serveInC, err := ch.ServeInC(); err == nil {
+				objs, serveInCArg = append(objs, serveInC), serveInC
+			}
 		}
 	}
 	o, err := c.enc.Object(openBody(opts))
@@ -186,7 +190,11 @@ func (e *Embedded) serve(c *embeddedConn, opts OpenOptions, cs channelStream, fd
 		return err
 	}
 	objs = append(objs, o)
-	r, err := e.serveFn.Call(append(args, o), cpython.Object{})
+	args = append(args, o) // serve(recv, send, close, send_recv, opts[, serve_in_c])
+	if !serveInCArg.IsNil() {
+		args = append(args, serveInCArg)
+	}
+	r, err := e.serveFn.Call(args, cpython.Object{})
 	if err != nil {
 		return fmt.Errorf("pyhost: embedded connection: %w", takeException(err))
 	}

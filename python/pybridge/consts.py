@@ -31,5 +31,9 @@ HANDLE_TYPE = 23
 
 EXC_STOP_ITERATION = 1
 
+# the kinds of the messages the C channel returns for a request it served (serve.c): the
+# result it could not send, the exception it raised, the reply it could not send
+SERVED_RESULT, SERVED_RAISED, SERVED_REPLY = -1, -2, -3
+
 # worker protocol frame kinds (docs/worker-protocol.md)
 KIND_OPEN, KIND_CLOSE, KIND_PING, KIND_PONG, KIND_SHUTDOWN, KIND_HELLO = 16, 18, 20, 21, 22, 23

@@ -13,19 +13,22 @@ from .protocol import Connection
 
 class GoTransport:
     """recv(timeout), send(kind, seq, body), close(reason) and, serving a client,
-    send_recv(kind, seq, body) (send, then recv(None), in one call) are Go functions."""
+    send_recv(kind, seq, body) (send, then recv(None), in one call) are Go functions;
+    serve_in_c(state), when the client's frames are read in C, has send_recv serve the
+    requests it can itself (Connection._serve_in_c)."""
 
-    __slots__ = ("recv", "send", "close", "send_recv")
+    __slots__ = ("recv", "send", "close", "send_recv", "serve_in_c")
 
-    def __init__(self, recv, send, close, send_recv=None):
+    def __init__(self, recv, send, close, send_recv=None, serve_in_c=None):
         self.recv = recv
         self.send = send
         self.close = close
         self.send_recv = send_recv
+        self.serve_in_c = serve_in_c
 
 
-def serve(recv, send, close, send_recv, opts):
-    conn = Connection(GoTransport(recv, send, close, send_recv), mode=opts.get("mode", "classic"),
+def serve(recv, send, close, send_recv, opts, serve_in_c=None):
+    conn = Connection(GoTransport(recv, send, close, send_recv, serve_in_c), mode=opts.get("mode", "classic"),
                       service=opts.get("service"), config=opts.get("config"), peer=opts.get("peer"),
                       dialect=opts.get("dialect"), local=opts.get("local"))
     conn.serve_all()

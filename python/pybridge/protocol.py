@@ -28,13 +28,14 @@ from .async_result import AsyncResult
 from .boxing import ByValue, _simple, box, unbox
 from .classic import ClassicRoot, GoRoot
 from .codec import by_value
-from .handlers import CLASSIC_CONFIG, DEFAULT_CONFIG, Handlers
+from .handlers import CLASSIC_CONFIG, DEFAULT_CONFIG, Handlers, _overrides
 from .netref import BaseNetref, builtin_classes, class_factory
 from .objects import ObjectTable
 from .service import load_service
 
 _getattribute = object.__getattribute__
 _MSG_REQUEST, _MSG_REPLY, _MSG_EXCEPTION = consts.MSG_REQUEST, consts.MSG_REPLY, consts.MSG_EXCEPTION
+_SERVED_RAISED, _SERVED_REPLY = consts.SERVED_RAISED, consts.SERVED_REPLY
 _LABEL_VALUE = consts.LABEL_VALUE
 _HANDLE_CLOSE = consts.HANDLE_CLOSE
 # what OPEN's dialect says of rpyc-ng: yes, no, or (None) learn it from the peer (pybridge.ng)
@@ -106,6 +107,25 @@ class Connection(Handlers):
             self.HANDLERS = ng.HANDLERS
             self.value_types = ng.VALUE_TYPES
             self.dialect = "ng"
+        elif self._local_root is not None:  # serving already (rpyc 6.x spotted)
+            self._serve_in_c(True)
+
+    def _serve_in_c(self, on):
+        """Has the transport (the C channel, embedded) serve GETATTR, CALL and CALLATTR
+        of this side's objects itself where Handlers would do nothing but look the
+        attribute up and call it (pyhost/internal/cpython/serve.c), or stops that. It
+        reads what those handlers read: self._config (each time), the object table, and
+        handlers' cache of access overrides. Only for rpyc 5.x/6.x peers: rpyc-ng's
+        handlers differ."""
+        serve_in_c = getattr(self._transport, "serve_in_c", None)
+        if serve_in_c is None:
+            return
+        if on and self.ng is False and not self.closed:
+            serve_in_c((self, self.objects._slots, _overrides, "_config", "allow_getattr", "allow_all_attrs",
+                        "allow_exposed_attrs", "_rpyc_getattr", "_waiters", self._recvlock.release,
+                        self._recvlock.acquire, self._dels, self._notify_waiters))
+        else:
+            serve_in_c(None)
 
     def __repr__(self):
         state = " closed" if self.closed else ""
@@ -124,6 +144,7 @@ class Connection(Handlers):
             print(f"pybridge: {reason}", file=sys.stderr)
             self._finish(reason)
             return
+        self._serve_in_c(True)
         recvlock = self._recvlock
         try:
             if getattr(self._transport, "send_recv", None) is None:
@@ -194,6 +215,10 @@ class Connection(Handlers):
                 return
             self._finished = self.closed = True
             self._cond.notify_all()
+        try:
+            self._serve_in_c(False)
+        except Exception:
+            pass
         service, self._service = self._service, None
         if service is not None and getattr(service, "on_disconnect", None) is not None:
             try:
@@ -245,6 +270,8 @@ class Connection(Handlers):
         kind, seq, body = msg
         if kind == _MSG_REQUEST:
             return self._serve_request(seq, body, True)
+        if kind < 0:
+            return self._served_in_c(kind, seq, body)
         if not filed:
             self._route_reply(kind, seq, body)
         return None
@@ -254,6 +281,7 @@ class Connection(Handlers):
         filed for the thread waiting for it; reply (seq, body), if any, is sent in the
         same call (send_recv). The caller holds the receive lock; it is released here."""
         filed = False
+        held = True  # the lock, until a request served in C comes back without it
         try:
             if reply is None:
                 msg = self._transport.recv(timeout)
@@ -265,6 +293,9 @@ class Connection(Handlers):
                     self._reply_exception(reply[0])
                     msg = self._transport.recv(timeout)
             if msg is not None:
+                if msg[0] < 0:  # a request the C channel served, the lock let go (_serve_in_c)
+                    held = False
+                    return msg, False
                 if self.ng is None:
                     self._learn_ng(ng.spot(msg[0], msg[2]))
                 if msg[0] != _MSG_REQUEST:
@@ -277,11 +308,16 @@ class Connection(Handlers):
                 self._cond.notify_all()
             raise
         finally:
-            self._recvlock.release()
-            if self._waiters:
-                with self._cond:
-                    self._cond.notify_all()
+            if held:
+                self._recvlock.release()
+                if self._waiters:
+                    self._notify_waiters()
         return msg, filed
+
+    def _notify_waiters(self):
+        """Wakes the threads waiting for a reply, or to read: the reader has left."""
+        with self._cond:
+            self._cond.notify_all()
 
     def _file_reply(self, seq, kind, body):
         """Files a reply a thread waits for (sync_request); False for any other (an
@@ -411,6 +447,25 @@ class Connection(Handlers):
         except (KeyboardInterrupt, SystemExit, Exception):
             self._last_traceback = sys.exc_info()[2]
             self._reply_exception(seq)
+
+    def _served_in_c(self, kind, seq, value):
+        """_serve_request's end for a request the C channel served (_serve_in_c), as
+        _serve_next's: value is what the handler returned, which C could not send (it
+        goes by reference, or must be compressed), the exception it raised (kind
+        SERVED_RAISED), or the reply's body, which C could not send as another thread
+        had the receive lock (SERVED_REPLY). The reply is returned as (seq, body), or
+        sent."""
+        try:
+            if kind == _SERVED_RAISED:
+                raise value
+            if kind == _SERVED_REPLY:
+                return seq, value
+            return seq, (_LABEL_VALUE, value) if type(value) in _simple else box(self, value)
+        except (KeyboardInterrupt, SystemExit, Exception):
+            self._last_traceback = sys.exc_info()[2]
+            self._reply_exception(seq)
+        finally:
+            value = None  # no cycle through this frame
 
     def _reply(self, seq, kind, body):
         try:

@@ -74,6 +74,7 @@ typedef struct PyMethodDef {
 	X(int, PyDict_SetItem, (PyObject *d, PyObject *k, PyObject *v), (d, k, v)) \
 	X(int, PyDict_Next, (PyObject *d, Py_ssize_t *pos, PyObject **k, PyObject **v), (d, pos, k, v)) \
 	X(Py_ssize_t, PyDict_Size, (PyObject *d), (d)) \
+	X(PyObject *, PyDict_GetItemWithError, (PyObject *d, PyObject *k), (d, k)) \
 	X(PyObject *, PyFrozenSet_New, (PyObject *iterable), (iterable)) \
 	X(PyObject *, PySlice_New, (PyObject *start, PyObject *stop, PyObject *step), (start, stop, step)) \
 	X(PyObject *, PyObject_GetAttr, (PyObject *o, PyObject *name), (o, name)) \
@@ -205,5 +206,49 @@ void pb_channel_lock(pb_channel *ch);
 void pb_channel_unlock(pb_channel *ch);
 void pb_channel_release(pb_channel *ch);
 PyObject *pb_channel_load_message(int layout, const unsigned char *p, size_t n, pb_limits lim);
+// pb_channel_serve_in_c_func is the function serve_in_c of ch (a new reference):
+// serve_in_c(state) has send_recv serve requests in C (serve.c) with state, a tuple
+// Python makes (pybridge.protocol.Connection._serve_in_c); serve_in_c(None) stops it.
+PyObject *pb_channel_serve_in_c_func(pb_channel *ch);
+
+// Requests served in C (serve.c). The kinds of the messages for Python that stand for
+// a request C served, each returned with the connection's receive lock let go: its
+// result (that C could not send itself), the exception it raised, its reply (that C
+// could not send, the lock being another thread's).
+#define PB_SERVED_RESULT (-1)
+#define PB_SERVED_RAISED (-2)
+#define PB_SERVED_REPLY (-3)
+// pb_serve_state_ok: state has the shape serve_in_c needs.
+int pb_serve_state_ok(PyObject *state);
+// A request C serves: its handler, seq, object, and the handler's other arguments.
+typedef struct pb_request {
+	int handler;
+	PyObject *seq, *obj, *name, *args, *kw;
+} pb_request;
+// pb_serve_prepare: whether C serves the request msg (kind, seq, body) with state;
+// then req holds what it needs (pb_serve_run or pb_request_clear lets go). Nothing of
+// the connection's objects runs.
+int pb_serve_prepare(PyObject *state, PyObject *msg, pb_request *req);
+// pb_serve_run runs the request: its result, or NULL with the exception it raised set.
+PyObject *pb_serve_run(pb_request *req);
+void pb_request_clear(pb_request *req);
+// pb_serve_plain: result goes by value (pybridge.boxing.box) and brine.c dumps it.
+int pb_serve_plain(PyObject *result);
+// pb_serve_reply is the reply (MSG_REPLY, seq, (LABEL_VALUE, result)) (stealing result).
+PyObject *pb_serve_reply(PyObject *seq, PyObject *result);
+// pb_served is the message (kind, seq, value) for Python (stealing value);
+// pb_served_raised the message of the exception set (cleared); pb_served_result and
+// pb_served_reply the messages for a reply pb_serve_reply made (stealing it).
+PyObject *pb_served(long long kind, PyObject *seq, PyObject *value);
+PyObject *pb_served_raised(PyObject *seq);
+PyObject *pb_served_result(PyObject *reply);
+PyObject *pb_served_reply(PyObject *reply);
+// The connection's receive lock, as Connection._receive_locked takes turns with it:
+// pb_serve_let_go releases it and wakes the threads waiting to read (0, or -1 with an
+// exception set); pb_serve_take_back takes it back if it is free and no DEL waits (1),
+// or not (0); pb_serve_wait_back waits for it (0, or -1 with an exception set).
+int pb_serve_let_go(PyObject *state);
+int pb_serve_take_back(PyObject *state);
+int pb_serve_wait_back(PyObject *state);
 
 #endif

@@ -20,6 +20,7 @@
 #define PB_CHANNEL_KEEP (16 << 10)
 
 enum { MSG_REQUEST = 1, MSG_EXCEPTION = 3, TUPLE2 = 0x11, TUPLE3 = 0x12, IMM_OFFSET = 0x50 };
+enum { HANDLE_GETATTR = 4, HANDLE_CALL = 7, HANDLE_CALLATTR = 8 };
 
 struct pb_channel {
 	int fd;
@@ -34,12 +35,14 @@ struct pb_channel {
 	size_t rpos, rlen, rcap;
 	pb_buf w;
 	PyObject *go_send_recv, *go_recv, *none_args;
+	PyObject *serve_state; // requests served in C (serve.c) with it; NULL: none
 	int refs; // Go's and the function object's, each let go with the GIL held
 	uintptr_t observer; // a ChannelObserver's handle; 0: none
 };
 
 static void channel_free(pb_channel *ch) {
 	if (--ch->refs > 0) return;
+	if (ch->serve_state != NULL) Py_DecRef(ch->serve_state);
 	Py_DecRef(ch->go_send_recv);
 	Py_DecRef(ch->go_recv);
 	Py_DecRef(ch->none_args);
@@ -114,6 +117,10 @@ void pb_channel_unlock(pb_channel *ch) { pthread_mutex_unlock(&ch->wmu); }
 // to Go's functions.
 void pb_channel_release(pb_channel *ch) {
 	ch->layout = 0;
+	if (ch->serve_state != NULL) { // it holds the connection: let go of the cycle now
+		Py_DecRef(ch->serve_state);
+		ch->serve_state = NULL;
+	}
 	ch->awaiting = ch->serving = NULL;
 	ch->fd = -1;
 	channel_free(ch);
@@ -227,97 +234,201 @@ static PyObject *load_message(pb_channel *ch, const unsigned char *p, size_t n, 
 	return m;
 }
 
+static PyObject *serve_in_c(pb_channel *ch, PyObject *m);
+
 // send_recv(msg, seq, body) -> (msg, seq, body), as Go's, called by one thread at a
 // time (the holder of the connection's receive lock): the frame written, and the
 // next message read, with the GIL released once for both. What it does not do itself
 // (a layout not settled, a reply to be compressed or that brine.c cannot dump, a frame
 // compressed, large, malformed or over a limit, the end of the stream) it leaves to
 // Go's send_recv or recv, with every byte it read.
+//
+// With serve_in_c's state, a request read that serve.c serves is not returned: as
+// Python would (Connection._serve_next), it lets the receive lock go, runs the
+// request, takes the lock back, writes the reply and reads the next message, in the
+// same call. What it cannot finish (a result to box, an exception, the lock taken
+// meanwhile by another thread) it returns as a message of kind PB_SERVED_*, the lock
+// let go.
 static PyObject *channel_send_recv(PyObject *self, PyObject *args) {
 	pb_channel *ch = PyCapsule_GetPointer(self, NULL);
 	if (ch == NULL) return NULL;
-	if (ch->layout == 0) return PyObject_Call(ch->go_send_recv, args, NULL);
 	pb_buf *w = &ch->w;
-	// a payload over the threshold is Go's to compress: the dump stops there
-	w->max = ch->threshold >= 0 ? (size_t)ch->threshold + 6 : 0;
-	if (pb_brine_dump_frame(args, w, ch->layout) < 0) {
-		if (w->cap > PB_CHANNEL_KEEP) pb_buf_free(w);
-		return PyObject_Call(ch->go_send_recv, args, NULL);
-	}
-	// as FrameStream.WriteMessage counts
-	if (w->kind == MSG_REQUEST) {
-		__atomic_add_fetch(ch->awaiting, 1, __ATOMIC_SEQ_CST);
-	} else if (__atomic_sub_fetch(ch->serving, 1, __ATOMIC_SEQ_CST) < 0) {
-		__atomic_store_n(ch->serving, 0, __ATOMIC_SEQ_CST);
-	}
-	PyThreadState *ts = PyEval_SaveThread();
-	int werr = write_all(ch);
-	// as FrameStream.WriteMessage shows it, once written
-	if (werr == 0 && ch->observer) pbChannelObserve(ch->observer, 1, w->kind, w->seq, 0, (int)w->len);
-	if (w->cap > PB_CHANNEL_KEEP) pb_buf_free(w); // a large frame's buffer is not kept
-	size_t n = 0;
-	int ok = 0;
-	if (werr == 0) {
-		// as FrameStream.quickAck: the peer's answer to a request of ours acknowledged at once
-		if (!ch->no_quickack && ch->rlen == ch->rpos && __atomic_load_n(ch->awaiting, __ATOMIC_SEQ_CST) > 0) {
-			int one = 1;
-			if (setsockopt(ch->fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one) < 0) ch->no_quickack = 1;
+	int dumped = 0; // w holds the reply of a request served in C
+	for (;;) {
+		if (!dumped) {
+			if (ch->layout == 0) return PyObject_Call(ch->go_send_recv, args, NULL);
+			// a payload over the threshold is Go's to compress: the dump stops there
+			w->max = ch->threshold >= 0 ? (size_t)ch->threshold + 6 : 0;
+			if (pb_brine_dump_frame(args, w, ch->layout) < 0) {
+				if (w->cap > PB_CHANNEL_KEEP) pb_buf_free(w);
+				return PyObject_Call(ch->go_send_recv, args, NULL);
+			}
 		}
-		if (fill(ch, 5) == 0) {
-			const unsigned char *h = ch->r + ch->rpos;
-			n = (size_t)h[0] << 24 | (size_t)h[1] << 16 | (size_t)h[2] << 8 | h[3];
-			ok = h[4] == 0 && n <= PB_CHANNEL_MAX_FRAME && (ch->max_frame <= 0 || (long long)n <= ch->max_frame) &&
-			     fill(ch, 5 + n + 1) == 0;
+		dumped = 0;
+		// as FrameStream.WriteMessage counts
+		if (w->kind == MSG_REQUEST) {
+			__atomic_add_fetch(ch->awaiting, 1, __ATOMIC_SEQ_CST);
+		} else if (__atomic_sub_fetch(ch->serving, 1, __ATOMIC_SEQ_CST) < 0) {
+			__atomic_store_n(ch->serving, 0, __ATOMIC_SEQ_CST);
 		}
+		PyThreadState *ts = PyEval_SaveThread();
+		int werr = write_all(ch);
+		// as FrameStream.WriteMessage shows it, once written
+		if (werr == 0 && ch->observer) pbChannelObserve(ch->observer, 1, w->kind, w->seq, 0, (int)w->len);
+		if (w->cap > PB_CHANNEL_KEEP) pb_buf_free(w); // a large frame's buffer is not kept
+		size_t n = 0;
+		int ok = 0;
+		if (werr == 0) {
+			// as FrameStream.quickAck: the peer's answer to a request of ours acknowledged at once
+			if (!ch->no_quickack && ch->rlen == ch->rpos && __atomic_load_n(ch->awaiting, __ATOMIC_SEQ_CST) > 0) {
+				int one = 1;
+				if (setsockopt(ch->fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one) < 0) ch->no_quickack = 1;
+			}
+			if (fill(ch, 5) == 0) {
+				const unsigned char *h = ch->r + ch->rpos;
+				n = (size_t)h[0] << 24 | (size_t)h[1] << 16 | (size_t)h[2] << 8 | h[3];
+				ok = h[4] == 0 && n <= PB_CHANNEL_MAX_FRAME && (ch->max_frame <= 0 || (long long)n <= ch->max_frame) &&
+				     fill(ch, 5 + n + 1) == 0;
+			}
+		}
+		PyEval_RestoreThread(ts);
+		if (werr != 0) {
+			PyErr_SetString(pb_ExcEOFError, strerror(werr));
+			return NULL;
+		}
+		long long kind, seq;
+		int handler;
+		PyObject *m = NULL;
+		if (ok && ch->r[ch->rpos + 5 + n] == '\n') m = load_message(ch, ch->r + ch->rpos + 5, n, &kind, &seq, &handler);
+		if (m == NULL) return PyObject_Call(ch->go_recv, ch->none_args, NULL);
+		if (ch->observer) {
+			// as FrameStream.received shows it (GIL held: the observer is quick)
+			pbChannelObserve(ch->observer, 0, kind, seq, handler, (int)(5 + n + 1));
+		}
+		ch->rpos += 5 + n + 1;
+		if (ch->rpos == ch->rlen) {
+			ch->rpos = ch->rlen = 0;
+			if (ch->rcap > PB_CHANNEL_KEEP) { // a large frame's buffer is not kept idle
+				free(ch->r);
+				ch->r = NULL;
+				ch->rcap = 0;
+			}
+		}
+		// as FrameStream.received counts
+		if (kind == MSG_REQUEST) {
+			__atomic_add_fetch(ch->serving, 1, __ATOMIC_SEQ_CST);
+		} else if (__atomic_load_n(ch->awaiting, __ATOMIC_SEQ_CST) > 0) {
+			__atomic_sub_fetch(ch->awaiting, 1, __ATOMIC_SEQ_CST);
+		}
+		if (kind != MSG_REQUEST || ch->serve_state == NULL ||
+		    (handler != HANDLE_GETATTR && handler != HANDLE_CALL && handler != HANDLE_CALLATTR)) {
+			return m;
+		}
+		PyObject *got = serve_in_c(ch, m);
+		if (got == pb_None) {
+			// the lock is back: the reply was dumped into w, to be written now
+			Py_DecRef(got);
+			dumped = 1;
+			continue;
+		}
+		return got; // m itself, a message for Python, or NULL
 	}
-	PyEval_RestoreThread(ts);
-	if (werr != 0) {
-		PyErr_SetString(pb_ExcEOFError, strerror(werr));
+}
+
+// serve_in_c serves request m with the channel's state, as channel_send_recv says:
+// m itself (not served), the message for Python (the lock let go), pb_None when the
+// reply is dumped into ch->w and the lock taken back, or NULL with an exception set
+// (the lock held).
+static PyObject *serve_in_c(pb_channel *ch, PyObject *m) {
+	PyObject *state = pb_new_ref(ch->serve_state); // serve_in_c(None) may run meanwhile
+	pb_request req;
+	if (!pb_serve_prepare(state, m, &req)) {
+		Py_DecRef(state);
+		return m;
+	}
+	Py_DecRef(m);
+	PyObject *out = NULL;
+	if (pb_serve_let_go(state) < 0) { // cannot be: the lock is held, the exception goes up
+		pb_request_clear(&req);
+		Py_DecRef(state);
 		return NULL;
 	}
-	long long kind, seq;
-	int handler;
-	PyObject *m = NULL;
-	if (ok && ch->r[ch->rpos + 5 + n] == '\n') m = load_message(ch, ch->r + ch->rpos + 5, n, &kind, &seq, &handler);
-	if (m == NULL) return PyObject_Call(ch->go_recv, ch->none_args, NULL);
-	if (ch->observer) {
-		// as FrameStream.received shows it (GIL held: the observer is quick)
-		pbChannelObserve(ch->observer, 0, kind, seq, handler, (int)(5 + n + 1));
-	}
-	ch->rpos += 5 + n + 1;
-	if (ch->rpos == ch->rlen) {
-		ch->rpos = ch->rlen = 0;
-		if (ch->rcap > PB_CHANNEL_KEEP) { // a large frame's buffer is not kept idle
-			free(ch->r);
-			ch->r = NULL;
-			ch->rcap = 0;
+	PyObject *seq = pb_new_ref(req.seq);
+	PyObject *result = pb_serve_run(&req);
+	pb_request_clear(&req);
+	if (result == NULL) {
+		out = pb_served_raised(seq);
+	} else {
+		PyObject *reply = pb_serve_reply(seq, result);
+		if (reply == NULL) {
+			out = pb_served_raised(seq);
+		} else {
+			pb_buf *w = &ch->w;
+			w->max = ch->threshold >= 0 ? (size_t)ch->threshold + 6 : 0;
+			if (ch->layout == 0 || !pb_serve_plain(result) || pb_brine_dump_frame(reply, w, ch->layout) < 0) {
+				if (w->cap > PB_CHANNEL_KEEP) pb_buf_free(w);
+				out = pb_served_result(reply); // Python boxes it and sends it
+			} else if (pb_serve_take_back(state)) {
+				Py_DecRef(reply);
+				out = pb_new_ref(pb_None);
+			} else {
+				out = pb_served_reply(reply); // another thread reads: Python sends it
+			}
 		}
 	}
-	// as FrameStream.received counts
-	if (kind == MSG_REQUEST) {
-		__atomic_add_fetch(ch->serving, 1, __ATOMIC_SEQ_CST);
-	} else if (__atomic_load_n(ch->awaiting, __ATOMIC_SEQ_CST) > 0) {
-		__atomic_sub_fetch(ch->awaiting, 1, __ATOMIC_SEQ_CST);
+	Py_DecRef(seq);
+	if (out == NULL) {
+		// out of memory: the exception goes up with the lock held, as from a read
+		PyObject *t, *v, *tb;
+		PyErr_Fetch(&t, &v, &tb);
+		if (pb_serve_wait_back(state) < 0) PyErr_Clear();
+		PyErr_Restore(t, v, tb);
 	}
-	return m;
+	Py_DecRef(state);
+	return out;
+}
+
+// serve_in_c(state | None): see pb_channel_serve_in_c_func.
+static PyObject *channel_serve_in_c(PyObject *self, PyObject *args) {
+	pb_channel *ch = PyCapsule_GetPointer(self, NULL);
+	if (ch == NULL) return NULL;
+	if (pb_type(args) != pb_TupleType || PyTuple_Size(args) != 1) {
+		PyErr_SetString(pb_ExcTypeError, "serve_in_c takes one argument");
+		return NULL;
+	}
+	PyObject *state = PyTuple_GetItem(args, 0);
+	if (state != pb_None && !pb_serve_state_ok(state)) {
+		PyErr_SetString(pb_ExcTypeError, "serve_in_c: not a state serve.c can use");
+		return NULL;
+	}
+	PyObject *old = ch->serve_state;
+	// a released channel (fd -1) serves nothing in C, and keeps no connection alive
+	ch->serve_state = state == pb_None || ch->fd < 0 ? NULL : pb_new_ref(state);
+	if (old != NULL) Py_DecRef(old);
+	return pb_new_ref(pb_None);
 }
 
 static PyMethodDef channel_def = {"send_recv", channel_send_recv, PB_METH_VARARGS, NULL};
+static PyMethodDef serve_in_c_def = {"serve_in_c", channel_serve_in_c, PB_METH_VARARGS, NULL};
 
 static void channel_capsule_free(PyObject *capsule) {
 	channel_free(PyCapsule_GetPointer(capsule, NULL));
 }
 
-// pb_channel_func is the function send_recv of ch (a new reference), which shares ch
-// with Go until both let go.
-PyObject *pb_channel_func(pb_channel *ch) {
+static PyObject *channel_func(pb_channel *ch, PyMethodDef *def) {
 	PyObject *self = PyCapsule_New(ch, NULL, channel_capsule_free);
 	if (self == NULL) return NULL;
 	ch->refs++;
-	PyObject *f = PyCFunction_NewEx(&channel_def, self, NULL);
+	PyObject *f = PyCFunction_NewEx(def, self, NULL);
 	Py_DecRef(self);
 	return f;
 }
+
+// pb_channel_func is the function send_recv of ch (a new reference), which shares ch
+// with Go until both let go.
+PyObject *pb_channel_func(pb_channel *ch) { return channel_func(ch, &channel_def); }
+
+PyObject *pb_channel_serve_in_c_func(pb_channel *ch) { return channel_func(ch, &serve_in_c_def); }
 
 // pb_channel_load_message is load_message for a payload of the given layout, for tests.
 PyObject *pb_channel_load_message(int layout, const unsigned char *p, size_t n, pb_limits lim) {

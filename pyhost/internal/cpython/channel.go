@@ -75,6 +75,15 @@ func NewChannel(fd int, awaiting, serving *atomic.Int32, goSendRecv, goRecv Obje
 	return ch, f, nil
 }
 
+// ServeInC is the function serve_in_c of the channel (a new reference; the GIL held):
+// serve_in_c(state) has send_recv serve the requests it can in C (serve.c) with the
+// state Python makes for it (pybridge.protocol.Connection._serve_in_c), returning to
+// Python only what C leaves to it; serve_in_c(None) stops that. Release drops the
+// state too.
+func (ch *Channel) ServeInC() (Object, error) {
+	return newRef(C.pb_channel_serve_in_c_func(ch.c))
+}
+
 // Set says how to read and write the messages from now on: layout 5 (rpyc 5.x) or 6
 // (rpyc 6.x, rpyc-ng), payloads over threshold bytes compressed (-1: none), frames up
 // to maxFrame bytes (0: any) and lim for a message's values; layout 0: Go reads the
