@@ -36,13 +36,29 @@ from .service import load_service
 _getattribute = object.__getattribute__
 _MSG_REQUEST, _MSG_REPLY, _MSG_EXCEPTION = consts.MSG_REQUEST, consts.MSG_REPLY, consts.MSG_EXCEPTION
 _SERVED_RAISED, _SERVED_REPLY = consts.SERVED_RAISED, consts.SERVED_REPLY
-_LABEL_VALUE = consts.LABEL_VALUE
+_LABEL_VALUE, _LABEL_TUPLE = consts.LABEL_VALUE, consts.LABEL_TUPLE
+_LABEL_LOCAL_REF = consts.LABEL_LOCAL_REF
 _HANDLE_CLOSE = consts.HANDLE_CLOSE
 # what OPEN's dialect says of rpyc-ng: yes, no, or (None) learn it from the peer (pybridge.ng)
 _NG_OF_DIALECT = {"ng": True, "5": False, "6": False, "go": False}
 
 
 _connids = itertools.count(1)
+
+
+def _holds(boxed, label):
+    """Whether a boxed value holds an item of label. A reply that names an object of the
+    peer (LOCAL_REF) is sent at once, not deferred to the next send_recv: the proxy of
+    that object may die as the handler's result does, and its DEL must not reach the
+    peer before the reply that names the object (the peer would let it go)."""
+    label_of, value = boxed
+    if label_of == label:
+        return True
+    if label_of == _LABEL_TUPLE:
+        for item in value:
+            if _holds(item, label):
+                return True
+    return False
 
 
 def _sockname(addr):
@@ -438,7 +454,7 @@ class Connection(Handlers):
                 return
             # box(), without the call for the most common results
             body = (_LABEL_VALUE, result) if type(result) in _simple else box(self, result)
-            if defer:
+            if defer and not _holds(body, _LABEL_LOCAL_REF):
                 return seq, body
             try:  # _reply(), one call less
                 self._send(_MSG_REPLY, seq, body)
@@ -460,7 +476,10 @@ class Connection(Handlers):
                 raise value
             if kind == _SERVED_REPLY:
                 return seq, value
-            return seq, (_LABEL_VALUE, value) if type(value) in _simple else box(self, value)
+            body = (_LABEL_VALUE, value) if type(value) in _simple else box(self, value)
+            if not _holds(body, _LABEL_LOCAL_REF):
+                return seq, body
+            self._reply(seq, _MSG_REPLY, body)  # see _holds
         except (KeyboardInterrupt, SystemExit, Exception):
             self._last_traceback = sys.exc_info()[2]
             self._reply_exception(seq)

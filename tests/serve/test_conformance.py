@@ -108,6 +108,19 @@ def test_client_values_are_instances_of_the_servers_builtin_types(tconn):
     assert tconn.eval("lambda o: o.__class__.__name__")([1]) == "list"
 
 
+def test_a_client_object_sent_back_is_the_client_object(tconn):
+    # the reply names the client's own object: it must reach the client before the
+    # server's proxy of it dies and its DEL makes the client let the object go
+    ident, first = tconn.eval("lambda x: x"), tconn.eval("lambda x: (x, 0)")
+    call = tconn.eval("lambda f: f()")
+    for i in range(20):
+        mine = [i]
+        assert ident(mine) is mine
+        assert first(mine)[0] is mine
+        assert call(lambda: mine) is mine  # a proxy made while serving, returned
+    assert ident(mine) == [19]
+
+
 def test_remote_exception_is_instance_of_remote_base_class(tconn):
     b = tconn.builtins
     assert isinstance(b.Exception(), b.BaseException)
