@@ -139,6 +139,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzHandle$$' -fuzztime $(FUZZTIME) ./registry
 	$(GO) test -run '^$$' -fuzz '^FuzzBrineLoad$$' -fuzztime $(FUZZTIME) ./pyhost/internal/cpython
 	$(GO) test -run '^$$' -fuzz '^FuzzChannelMessage$$' -fuzztime $(FUZZTIME) ./pyhost/internal/cpython
+	$(GO) test -run '^$$' -fuzz '^FuzzServeRequest$$' -fuzztime $(FUZZTIME) ./pyhost/internal/cpython
 
 clean:
 	rm -rf bin $(VENV)

@@ -250,5 +250,8 @@ PyObject *pb_served_reply(PyObject *reply);
 int pb_serve_let_go(PyObject *state);
 int pb_serve_take_back(PyObject *state);
 int pb_serve_wait_back(PyObject *state);
+// pb_serve_for_test serves msg as the channel would, less the lock: 0 (not served), or
+// 1 with *out the reply or the message for Python (NULL: out of memory).
+int pb_serve_for_test(PyObject *state, PyObject *msg, PyObject **out);
 
 #endif

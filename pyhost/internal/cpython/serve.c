@@ -347,3 +347,21 @@ int pb_serve_wait_back(PyObject *fast) {
 	Py_DecRef(r);
 	return 0;
 }
+
+int pb_serve_for_test(PyObject *state, PyObject *msg, PyObject **out) {
+	pb_request req;
+	*out = NULL;
+	if (!pb_serve_prepare(state, msg, &req)) return 0;
+	PyObject *seq = pb_new_ref(req.seq);
+	PyObject *result = pb_serve_run(&req);
+	pb_request_clear(&req);
+	if (result == NULL) {
+		*out = pb_served_raised(seq);
+	} else if (!pb_serve_plain(result)) {
+		*out = pb_served(PB_SERVED_RESULT, seq, result);
+	} else {
+		*out = pb_serve_reply(seq, result);
+	}
+	Py_DecRef(seq);
+	return 1;
+}
