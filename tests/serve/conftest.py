@@ -32,3 +32,15 @@ def conn(classic_server):
     c = rpyc.classic.connect("127.0.0.1", classic_server.port)
     yield c
     c.close()
+
+
+@pytest.fixture(scope="module", params=["pybridge", "rpyc"])
+def target(request):
+    """A classic server: pybridge's, or rpyc's own for reference (a test against both
+    holds pybridge to what rpyc does)."""
+    if request.param == "rpyc":
+        with stock_server(sys.executable) as srv:
+            yield srv
+    else:
+        with pybridge_server("--classic") as srv:
+            yield srv

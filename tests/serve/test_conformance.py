@@ -15,7 +15,7 @@ from rpyc.core.netref import syncreq
 from rpyc.utils.classic import deliver, teleport_function
 
 from conftest import RPYC_NG
-from servers import HERE, PYBRIDGE, VENVS, Server, free_port, pybridge_args, pybridge_server, stock_server
+from servers import HERE, PYBRIDGE, VENVS, Server, free_port, pybridge_args, pybridge_server
 
 
 class Widget:
@@ -24,17 +24,6 @@ class Widget:
 
 class Gadget(Widget):
     pass
-
-
-@pytest.fixture(scope="module", params=["pybridge", "rpyc"])
-def target(request):
-    """A classic server: pybridge's, or rpyc's own for reference."""
-    if request.param == "rpyc":
-        with stock_server(sys.executable) as srv:
-            yield srv
-    else:
-        with pybridge_server("--classic") as srv:
-            yield srv
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import sys
 import pytest
 import rpyc
 
-from servers import Server, free_port, pybridge_args, pybridge_server, stock_server
+from servers import Server, free_port, pybridge_args, pybridge_server
 
 HOSTED = '''
 class Box:
@@ -48,17 +48,6 @@ class Guarded:
 
 box, guarded = Box(), Guarded()
 '''
-
-
-@pytest.fixture(scope="module", params=["pybridge", "rpyc"])
-def target(request):
-    """A classic server: pybridge's, or rpyc's own for reference."""
-    if request.param == "rpyc":
-        with stock_server(sys.executable) as srv:
-            yield srv
-    else:
-        with pybridge_server("--classic") as srv:
-            yield srv
 
 
 @pytest.fixture

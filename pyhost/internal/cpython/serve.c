@@ -290,29 +290,25 @@ PyObject *pb_served_reply(PyObject *reply) {
 
 // ---- the connection's receive lock (Connection._receive_locked's part of it)
 
-static PyObject *call0(PyObject *f) {
+// call0 calls f(): 0, or -1 with the exception set.
+static int call0(PyObject *f) {
 	PyObject *args = PyTuple_New(0);
-	if (args == NULL) return NULL;
-	PyObject *r = PyObject_Call(f, args, NULL);
-	Py_DecRef(args);
-	return r;
+	PyObject *r = args == NULL ? NULL : PyObject_Call(f, args, NULL);
+	if (args != NULL) Py_DecRef(args);
+	if (r == NULL) return -1;
+	Py_DecRef(r);
+	return 0;
 }
 
 int pb_serve_let_go(PyObject *fast) {
-	PyObject *r = call0(PyTuple_GetItem(fast, FAST_LOCK_RELEASE));
-	if (r == NULL) return -1;
-	Py_DecRef(r);
+	if (call0(PyTuple_GetItem(fast, FAST_LOCK_RELEASE)) < 0) return -1;
 	// threads waiting to read are woken, as the lock went (Connection._notify_waiters)
 	PyObject *waiters = PyObject_GetAttr(PyTuple_GetItem(fast, FAST_CONN), PyTuple_GetItem(fast, FAST_WAITERS));
 	int none = waiters != NULL && int_is(waiters, 0);
 	if (waiters != NULL) Py_DecRef(waiters);
 	PyErr_Clear();
-	if (none) return 0;
-	r = call0(PyTuple_GetItem(fast, FAST_NOTIFY));
-	if (r == NULL) {
+	if (!none && call0(PyTuple_GetItem(fast, FAST_NOTIFY)) < 0) {
 		PyErr_Clear(); // cannot be; the waiters wake at the next message
-	} else {
-		Py_DecRef(r);
 	}
 	return 0;
 }
@@ -341,12 +337,7 @@ int pb_serve_take_back(PyObject *fast) {
 	return taken;
 }
 
-int pb_serve_wait_back(PyObject *fast) {
-	PyObject *r = call0(PyTuple_GetItem(fast, FAST_LOCK_ACQUIRE));
-	if (r == NULL) return -1;
-	Py_DecRef(r);
-	return 0;
-}
+int pb_serve_wait_back(PyObject *fast) { return call0(PyTuple_GetItem(fast, FAST_LOCK_ACQUIRE)); }
 
 int pb_serve_for_test(PyObject *state, PyObject *msg, PyObject **out) {
 	pb_request req;

@@ -49,6 +49,19 @@ state = (conn, slots, overrides, "_config", "allow_getattr", "allow_all_attrs", 
          "_rpyc_getattr", "_waiters", lock.release, lock.acquire, collections.deque(), lambda: None)
 `
 
+// servingState is serveState for a test that holds the GIL until it ends.
+func servingState(t *testing.T) (state, conn Object) {
+	start(t)
+	Enter()
+	t.Cleanup(Leave) // after the references are dropped (cleanups run last first)
+	state, conn = serveState(t)
+	t.Cleanup(func() {
+		state.DecRef()
+		conn.DecRef()
+	})
+	return state, conn
+}
+
 func serveState(t testing.TB) (state, conn Object) {
 	t.Helper()
 	g := eval(t, fmt.Sprintf("(exec(%q, globals()), globals())[1]", serveSetup))
@@ -120,12 +133,7 @@ var servedRequests = []struct {
 // serve.c serves what Python's handlers would serve as they would, and leaves
 // everything else to Python before running anything.
 func TestServeRequestAnswersAsTheHandlers(t *testing.T) {
-	start(t)
-	Enter()
-	defer Leave()
-	state, conn := serveState(t)
-	defer state.DecRef()
-	defer conn.DecRef()
+	state, _ := servingState(t)
 	enc := &Encoder{}
 	for _, tc := range servedRequests {
 		msg, err := enc.Object(tc.msg)
@@ -153,12 +161,7 @@ func TestServeRequestAnswersAsTheHandlers(t *testing.T) {
 
 // The access policy is read from the connection's _config at each request.
 func TestServeRequestFollowsTheConfig(t *testing.T) {
-	start(t)
-	Enter()
-	defer Leave()
-	state, conn := serveState(t)
-	defer state.DecRef()
-	defer conn.DecRef()
+	state, conn := servingState(t)
 	msg, _ := (&Encoder{}).Object(request(wire.HandleGetAttr, thing, value("value")))
 	defer msg.DecRef()
 	config, err := conn.Attr("_config")
