@@ -454,7 +454,7 @@ class Connection(Handlers):
                 return
             # box(), without the call for the most common results
             body = (_LABEL_VALUE, result) if type(result) in _simple else box(self, result)
-            if defer and not _holds(body, _LABEL_LOCAL_REF):
+            if defer and (body[0] == _LABEL_VALUE or not _holds(body, _LABEL_LOCAL_REF)):
                 return seq, body
             try:  # _reply(), one call less
                 self._send(_MSG_REPLY, seq, body)
