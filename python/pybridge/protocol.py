@@ -139,7 +139,7 @@ class Connection(Handlers):
         if on and self.ng is False and not self.closed:
             serve_in_c((self, self.objects._slots, _overrides, "_config", "allow_getattr", "allow_all_attrs",
                         "allow_exposed_attrs", "_rpyc_getattr", "_waiters", self._recvlock.release,
-                        self._recvlock.acquire, self._dels, self._notify_waiters))
+                        self._recvlock.acquire, (False,), self._dels, self._notify_waiters))
         else:
             serve_in_c(None)
 

@@ -236,6 +236,17 @@ static PyObject *load_message(pb_channel *ch, const unsigned char *p, size_t n, 
 
 static PyObject *serve_in_c(pb_channel *ch, PyObject *m);
 
+// dump_frame makes ch->w the frame of args (msg, seq, body): 0, or -1 when brine.c
+// cannot dump it, or its payload passes the compression threshold (Go's to compress:
+// the dump stops there).
+static int dump_frame(pb_channel *ch, PyObject *args) {
+	pb_buf *w = &ch->w;
+	w->max = ch->threshold >= 0 ? (size_t)ch->threshold + 6 : 0;
+	if (pb_brine_dump_frame(args, w, ch->layout) == 0) return 0;
+	if (w->cap > PB_CHANNEL_KEEP) pb_buf_free(w);
+	return -1;
+}
+
 // send_recv(msg, seq, body) -> (msg, seq, body), as Go's, called by one thread at a
 // time (the holder of the connection's receive lock): the frame written, and the
 // next message read, with the GIL released once for both. What it does not do itself
@@ -257,12 +268,7 @@ static PyObject *channel_send_recv(PyObject *self, PyObject *args) {
 	for (;;) {
 		if (!dumped) {
 			if (ch->layout == 0) return PyObject_Call(ch->go_send_recv, args, NULL);
-			// a payload over the threshold is Go's to compress: the dump stops there
-			w->max = ch->threshold >= 0 ? (size_t)ch->threshold + 6 : 0;
-			if (pb_brine_dump_frame(args, w, ch->layout) < 0) {
-				if (w->cap > PB_CHANNEL_KEEP) pb_buf_free(w);
-				return PyObject_Call(ch->go_send_recv, args, NULL);
-			}
+			if (dump_frame(ch, args) < 0) return PyObject_Call(ch->go_send_recv, args, NULL);
 		}
 		dumped = 0;
 		// as FrameStream.WriteMessage counts
@@ -363,10 +369,7 @@ static PyObject *serve_in_c(pb_channel *ch, PyObject *m) {
 		if (reply == NULL) {
 			out = pb_served_raised(seq);
 		} else {
-			pb_buf *w = &ch->w;
-			w->max = ch->threshold >= 0 ? (size_t)ch->threshold + 6 : 0;
-			if (ch->layout == 0 || !pb_serve_plain(result) || pb_brine_dump_frame(reply, w, ch->layout) < 0) {
-				if (w->cap > PB_CHANNEL_KEEP) pb_buf_free(w);
+			if (ch->layout == 0 || !pb_serve_plain(result) || dump_frame(ch, reply) < 0) {
 				out = pb_served_result(reply); // Python boxes it and sends it
 			} else if (pb_serve_take_back(state)) {
 				Py_DecRef(reply);

@@ -26,9 +26,9 @@ enum {
 // What Python hands the channel (pybridge.protocol.Connection._serve_in_c): the
 // connection, its object table's slots (id_pack -> [obj, count]), the cache of access
 // overrides ((class, "_rpyc_getattr") -> override or None), the str objects of the
-// names looked up, and what the receive lock needs: its release and acquire, the queue
-// of DELs, the connection's count of threads waiting to read, and its method that
-// wakes them.
+// names looked up, and what the receive lock needs: its release and acquire (with the
+// arguments (False,), made once), the queue of DELs, the connection's count of threads
+// waiting to read, and its method that wakes them.
 enum {
 	FAST_CONN,
 	FAST_SLOTS,
@@ -41,6 +41,7 @@ enum {
 	FAST_WAITERS,       // "_waiters"
 	FAST_LOCK_RELEASE,  // _recvlock.release
 	FAST_LOCK_ACQUIRE,  // _recvlock.acquire
+	FAST_NO_WAIT,       // (False,): acquire's arguments to take it only if free
 	FAST_DELS,          // _dels
 	FAST_NOTIFY,        // _notify_waiters
 	FAST_ITEMS
@@ -53,7 +54,7 @@ int pb_serve_state_ok(PyObject *fast) {
 	for (int i = FAST_CONFIG; i <= FAST_WAITERS; i++) {
 		if (pb_type(PyTuple_GetItem(fast, i)) != pb_UnicodeType) return 0;
 	}
-	return 1;
+	return pb_type(PyTuple_GetItem(fast, FAST_NO_WAIT)) == pb_TupleType;
 }
 
 // int_is: o is an int equal to want.
@@ -320,14 +321,7 @@ int pb_serve_take_back(PyObject *fast) {
 		PyErr_Clear();
 		return 0;
 	}
-	PyObject *items[1] = {pb_new_ref(pb_False)};
-	PyObject *args = pb_tuple_from(1, items);
-	if (args == NULL) {
-		PyErr_Clear();
-		return 0;
-	}
-	PyObject *r = PyObject_Call(PyTuple_GetItem(fast, FAST_LOCK_ACQUIRE), args, NULL);
-	Py_DecRef(args);
+	PyObject *r = PyObject_Call(PyTuple_GetItem(fast, FAST_LOCK_ACQUIRE), PyTuple_GetItem(fast, FAST_NO_WAIT), NULL);
 	if (r == NULL) {
 		PyErr_Clear();
 		return 0;

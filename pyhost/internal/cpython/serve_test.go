@@ -46,7 +46,7 @@ overrides = {(Thing, "_rpyc_getattr"): None, (Hooked, "_rpyc_getattr"): Hooked._
              (type(thing.add), "_rpyc_getattr"): None}
 lock = threading.Lock()
 state = (conn, slots, overrides, "_config", "allow_getattr", "allow_all_attrs", "allow_exposed_attrs",
-         "_rpyc_getattr", "_waiters", lock.release, lock.acquire, collections.deque(), lambda: None)
+         "_rpyc_getattr", "_waiters", lock.release, lock.acquire, (False,), collections.deque(), lambda: None)
 `
 
 // servingState is serveState for a test that holds the GIL until it ends.
